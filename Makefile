@@ -24,7 +24,7 @@ test: setup
 	$(PY) -m pytest -q
 
 repro: setup
-	$(VENV)/bin/dvc repro
+	source $(VENV)/bin/activate && dvc repro
 
 clean-venv:
 	rm -rf $(VENV)

@@ -6,8 +6,9 @@ box. Because both domains frame by the same semantic points, the same point land
 average, which is what the landmark loss needs (it compares the DAN's reading of a generated face with
 the photo's points in crop coordinates).
 
-Coordinates: pixel centres sit at integers. A crop of `size` px covering the image square
-[x0, x0 + side) maps image x to crop u = (x - x0 + 0.5) * size / side - 0.5.
+Coordinates: pixel centres sit at integers, so pixel i covers [i - 0.5, i + 0.5). A crop of `size` px
+covering the continuous image square [x0, x0 + side) maps image x to crop u = (x - x0) * size / side - 0.5
+(crop pixel u's centre is image x0 + (u + 0.5) * side / size). Mirroring is then exact.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def square_to_crop_matrix(square: np.ndarray, size: int) -> np.ndarray:
     """2x3 affine matrix mapping image pixel coordinates into crop pixel coordinates."""
     x0, y0, side = (float(v) for v in square)
     s = size / side
-    return np.array([[s, 0.0, (0.5 - x0) * s - 0.5], [0.0, s, (0.5 - y0) * s - 0.5]])
+    return np.array([[s, 0.0, -x0 * s - 0.5], [0.0, s, -y0 * s - 0.5]])
 
 
 def to_crop(points: np.ndarray, square: np.ndarray, size: int) -> np.ndarray:
@@ -53,7 +54,7 @@ def to_crop(points: np.ndarray, square: np.ndarray, size: int) -> np.ndarray:
     sq = np.asarray(square, dtype=np.float64)
     s = (size / sq[..., 2])[..., None, None]
     origin = sq[..., None, :2]
-    return (pts - origin + 0.5) * s - 0.5
+    return (pts - origin) * s - 0.5
 
 
 def from_crop(points: np.ndarray, square: np.ndarray, size: int) -> np.ndarray:
@@ -62,7 +63,7 @@ def from_crop(points: np.ndarray, square: np.ndarray, size: int) -> np.ndarray:
     sq = np.asarray(square, dtype=np.float64)
     s = (sq[..., 2] / size)[..., None, None]
     origin = sq[..., None, :2]
-    return (pts + 0.5) * s - 0.5 + origin
+    return (pts + 0.5) * s + origin
 
 
 def crop_image(image: np.ndarray, square: np.ndarray, size: int) -> np.ndarray:

@@ -1,0 +1,145 @@
+"""What the landmark loss costs, measured in one run on this machine.
+
+1. Generator step time WITH the landmark loss divided by WITHOUT it (same generator, batch, backbone,
+   discriminator; CartoonGAN demo sizes from params.yaml). Target: <= 1.15.
+2. Cost per image of the study's way (per image, unbatched, through numpy: detach -> numpy -> grayscale ->
+   DAN forward on one image -> numpy Wing; no gradient ever reaches G) against this project's batched
+   in-graph loss, as ratios: forward against forward (the batching/numpy difference), and against our
+   forward + backward (what the gradient the study never had costs). The study also rebuilt a TensorFlow
+   Estimator for every image, which this emulation leaves out: its real cost per image was higher.
+Timings are the fastest of interleaved repeats (other load on a shared machine only adds time).
+
+Uses `models/dan` when it exists, else a randomly initialised DAN of the `dan.width` in params.yaml
+(the cost does not depend on the weights). Run: `.venv/bin/python benchmarks/bench_landmark_loss.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from face2anime.dan.inference import FrozenDAN
+from face2anime.dan.model import DAN, DANConfig
+from face2anime.gan import losses as L
+from face2anime.gan.backbone import load_backbone
+from face2anime.gan.models import build_discriminator, build_generator
+from face2anime.params import load_params
+
+
+def numpy_wing(pred: np.ndarray, target: np.ndarray, w: float = 5.0, eps: float = 2.0) -> float:
+    """The study's numpy Wing (sum over points and x/y, mean over the batch, halved)."""
+    c = w * (1.0 - math.log(1.0 + w / eps))
+    ax = np.abs(pred - target)
+    losses = np.where(ax < w, w * np.log(1.0 + ax / eps), ax - c)
+    return float(np.mean(losses.sum(axis=(1, 2))) / 2)
+
+
+def load_dan() -> tuple[FrozenDAN, str]:
+    if Path("models/dan/dan.safetensors").exists():
+        return FrozenDAN.load("models/dan"), "models/dan"
+    width = float(load_params("dan").get("width", 0.25))
+    torch.manual_seed(0)
+    dan = DAN(DANConfig(width=width))
+    for stage in dan.stages:     # untrained stages start at zero offsets; make the output depend on the image
+        torch.nn.init.normal_(stage.out.weight, std=0.01)
+    dan.set_statistics(torch.rand(40, 2) * 60 + 26, torch.full((112, 112), 0.5), torch.full((112, 112), 0.25))
+    return FrozenDAN(dan), f"random DAN width {width}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--model", default="cartoongan", choices=["cartoongan", "animegan"])
+    ap.add_argument("--width", type=int, default=None, help="generator width (default: params.yaml; paper: 64)")
+    ap.add_argument("--blocks", type=int, default=None, help="generator blocks (default: params.yaml; paper: 8)")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    gan = load_params("gan")
+    c, arch, lm = gan["common"], dict(gan[args.model]), gan["landmark"]
+    arch["generator"] = {**arch["generator"], **({"width": args.width} if args.width else {}),
+                         **({"blocks": args.blocks} if args.blocks else {})}
+    bs, size = int(c["batch_size"]), int(c["image_size"])
+    torch.manual_seed(0)
+    G = build_generator({"model": args.model, **arch["generator"]})
+    D = build_discriminator({"model": args.model, **arch["discriminator"]})
+    for p in D.parameters():
+        p.requires_grad_(False)
+    backbone = load_backbone(c["backbone"]["name"], c["backbone"]["layer"], c["backbone"].get("weights") or None)
+    dan, dan_name = load_dan()
+    land = L.LandmarkLoss(dan, float(lm["wing_w"]), float(lm["wing_eps"]), str(lm["reduction"]))
+    opt = torch.optim.Adam(G.parameters(), lr=1e-5)
+    x = torch.rand(bs, 3, size, size) * 2 - 1
+    target = torch.rand(bs, 40, 2) * 60 + 26
+    with torch.no_grad():
+        feat_x = backbone(x)
+
+    def g_step(with_landmark: bool) -> tuple[float, float]:
+        t, cpu = time.perf_counter(), time.process_time()
+        fake = G(x)
+        loss = L.bce_g_loss(D(fake)) + 1.5 * L.content_loss(backbone(fake), feat_x)
+        if with_landmark:
+            loss = loss + float(lm["weight"]) * land(fake, target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return time.perf_counter() - t, time.process_time() - cpu
+
+    def ours_per_image() -> tuple[float, float]:
+        fake = G(x).detach().requires_grad_(True)      # the generator's output, as inside a step
+        t, cpu = time.perf_counter(), time.process_time()
+        land(fake, target).backward()
+        return (time.perf_counter() - t) / bs, (time.process_time() - cpu) / bs
+
+    def ours_forward_per_image() -> tuple[float, float]:
+        fake = G(x).detach()
+        t, cpu = time.perf_counter(), time.process_time()
+        with torch.no_grad():
+            land(fake, target)
+        return (time.perf_counter() - t) / bs, (time.process_time() - cpu) / bs
+
+    def study_per_image() -> tuple[float, float]:
+        fake = G(x)
+        t, cpu = time.perf_counter(), time.process_time()
+        preds = np.zeros((bs, 40, 2), np.float32)
+        for i in range(bs):                             # one image at a time, through numpy
+            img = (fake[i].detach().cpu().numpy().transpose(1, 2, 0) + 1) / 2 * 255
+            gray = cv2.cvtColor(img.astype(np.float32), cv2.COLOR_RGB2GRAY) / 255.0
+            with torch.no_grad():
+                preds[i] = dan(torch.from_numpy(gray)[None, None].float()).numpy()[0]
+        numpy_wing(preds, target.numpy())
+        return (time.perf_counter() - t) / bs, (time.process_time() - cpu) / bs
+
+    for f in (lambda: g_step(False), lambda: g_step(True), ours_per_image, ours_forward_per_image, study_per_image):
+        f()                                             # warm-up
+    without, with_, ours, ours_fwd, study = [], [], [], [], []
+    for _ in range(args.repeats):                       # interleaved, so load changes hit both sides alike
+        without.append(g_step(False))
+        with_.append(g_step(True))
+        ours.append(ours_per_image())
+        ours_fwd.append(ours_forward_per_image())
+        study.append(study_per_image())
+    def best(runs: list[tuple[float, float]], k: int) -> float:
+        """The fastest repeat: other load on a shared machine only ever adds time (as `timeit` reasons)."""
+        return min(r[k] for r in runs)
+
+    print(f"setup: {args.model} G {arch['generator']}, batch {bs}, {size}px, backbone {c['backbone']['name']}:"
+          f"{c['backbone']['layer']}, DAN: {dan_name}, torch threads 2, {args.repeats} interleaved repeats, fastest of each; "
+          f"wall time and process CPU time (the latter is less disturbed by other load on the machine)")
+    for k, clock in enumerate(("wall", "cpu")):
+        print(f"[{clock}] generator step: without landmark loss {best(without, k) * 1e3:.0f} ms, "
+              f"with {best(with_, k) * 1e3:.0f} ms -> ratio {best(with_, k) / best(without, k):.3f} (target <= 1.15)")
+        print(f"[{clock}] landmark loss per image: study's way (unbatched, through numpy, forward only, no gradient) "
+              f"{best(study, k) * 1e3:.1f} ms; ours batched forward only {best(ours_fwd, k) * 1e3:.1f} ms "
+              f"-> study / ours = {best(study, k) / best(ours_fwd, k):.2f}x; ours batched forward + backward "
+              f"(the gradient the study never had) {best(ours, k) * 1e3:.1f} ms "
+              f"-> study / ours = {best(study, k) / best(ours, k):.2f}x")
+
+
+if __name__ == "__main__":
+    main()

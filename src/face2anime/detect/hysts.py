@@ -1,0 +1,160 @@
+"""The `hysts` backend: hysts' anime face detector (YOLOv3 or Faster R-CNN) + HRNetV2 28 points.
+
+Runs the pure-PyTorch `anime_face_detector` runtime on local weight files that come only through
+`face2anime.assets.resolve` (a path in params, then the cache, then a download when params allow it), so
+an offline machine without the weights gets one line naming the file and where to get it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from face2anime.assets import resolve
+from face2anime.detect.faces import Face
+from face2anime.detect.filters import FaceFilter
+from face2anime.errors import UserError
+from face2anime.landmarks.schema import HYSTS28
+
+FACE_DETECTORS = ("yolov3", "faster-rcnn")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class HystsConfig:
+    """The `hysts` part of the `detect_anime` params."""
+
+    face_detector: str = "yolov3"
+    detector_weights: str | None = None     # local file; None = cache (or download when allowed)
+    landmark_weights: str | None = None
+    allow_download: bool = False
+    device: str = "auto"
+    flip_test: bool = True
+    box_scale_factor: float = 1.1           # the detector box is enlarged by this before landmarks
+    threads: int = 0                        # torch CPU threads; 0 = torch's default
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> HystsConfig:
+        cfg = cls(face_detector=str(params.get("face_detector", "yolov3")),
+                  detector_weights=params.get("detector_weights") or None,
+                  landmark_weights=params.get("landmark_weights") or None,
+                  allow_download=bool(params.get("allow_download", False)),
+                  device=str(params.get("device", "auto")),
+                  flip_test=bool(params.get("flip_test", True)),
+                  box_scale_factor=float(params.get("box_scale_factor", 1.1)),
+                  threads=int(params.get("threads", 0) or 0))
+        if cfg.face_detector not in FACE_DETECTORS:
+            raise UserError(f"detect_anime.face_detector must be one of {', '.join(FACE_DETECTORS)}, "
+                            f"got {cfg.face_detector!r}")
+        if cfg.device not in DEVICES and not cfg.device.startswith("cuda:"):
+            raise UserError(f"detect_anime.device must be auto, cpu, cuda or cuda:N, got {cfg.device!r}")
+        if cfg.threads < 0:
+            raise UserError(f"detect_anime.threads must be >= 0, got {cfg.threads}")
+        if cfg.box_scale_factor <= 0:
+            raise UserError(f"detect_anime.box_scale_factor must be > 0, got {cfg.box_scale_factor}")
+        return cfg
+
+
+def pick_device(device: str) -> str:
+    """'auto' -> 'cuda' when a GPU is there, else 'cpu'; an explicit cuda without a GPU is a user error."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"detect_anime.device is {device} but no CUDA GPU is available; use auto or cpu")
+    return device
+
+
+def resolve_weights(cfg: HystsConfig) -> tuple[Path, Path]:
+    """(face detector file, landmark model file), each through the one asset resolver."""
+    detector = resolve(f"hysts-{cfg.face_detector}", cfg.detector_weights, cfg.allow_download,
+                       param_hint="detect_anime.detector_weights")
+    landmarks = resolve("hysts-hrnetv2", cfg.landmark_weights, cfg.allow_download,
+                        param_hint="detect_anime.landmark_weights")
+    return detector, landmarks
+
+
+def load_detector(cfg: HystsConfig):
+    """The runtime's `LandmarkDetector` on the resolved weights; wrong or damaged files are one-line errors.
+
+    Weights are resolved before torch is imported, so a missing file is reported at once.
+    """
+    detector_path, landmark_path = resolve_weights(cfg)
+    import torch
+    from anime_face_detector import LandmarkDetector
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = pick_device(cfg.device)
+    try:
+        return LandmarkDetector(landmark_path, face_detector_name=cfg.face_detector,
+                                face_detector_checkpoint_path=detector_path, device=device,
+                                flip_test=cfg.flip_test, box_scale_factor=cfg.box_scale_factor)
+    except (RuntimeError, OSError, ValueError, KeyError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"could not load hysts weights ({cfg.face_detector}: {detector_path}; "
+                        f"hrnetv2: {landmark_path}): {first[:300]}") from None
+
+
+def scale_boxes(boxes: np.ndarray, factor: float) -> np.ndarray:
+    """Enlarge (N, 4) boxes about their centres, as the runtime does before its landmark model."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    size = (boxes[:, 2:] - boxes[:, :2] + 1) * factor
+    top_left = (boxes[:, :2] + boxes[:, 2:]) / 2 - size / 2
+    return np.concatenate([top_left, top_left + size], axis=1)
+
+
+class HystsBackend:
+    """Detect boxes, filter them, then 28 points on the survivors; boxes kept are the detector's own."""
+
+    name = "hysts"
+    needs_image = True
+
+    def __init__(self, detector, box_scale_factor: float = 1.1) -> None:
+        self.detector = detector
+        self.box_scale_factor = box_scale_factor
+
+    @classmethod
+    def from_config(cls, cfg: HystsConfig) -> HystsBackend:
+        return cls(load_detector(cfg), cfg.box_scale_factor)
+
+    def detect_boxes(self, image_bgr: np.ndarray) -> np.ndarray:
+        """(N, 5) face boxes x0, y0, x1, y1, score in frame pixels."""
+        if self.detector.face_detector is None:
+            raise UserError("the hysts backend needs a face detector")
+        boxes = np.asarray(self.detector.face_detector.detect(image_bgr), dtype=np.float64)
+        return boxes.reshape(-1, 5)
+
+    def faces(self, frame: dict, image_bgr: np.ndarray, flt: FaceFilter, rejected: Counter) -> list[Face]:
+        boxes = self.detect_boxes(image_bgr)
+        return self.faces_from_boxes(image_bgr, boxes[:, :4], boxes[:, 4], int(frame["scene"]), flt, rejected)
+
+    def faces_from_boxes(self, image_bgr: np.ndarray, boxes: np.ndarray, det_scores: np.ndarray, shot: int,
+                         flt: FaceFilter, rejected: Counter) -> list[Face]:
+        """28 points for given face boxes (after the box filters), then the landmark-score filter."""
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        det_scores = np.asarray(det_scores, dtype=np.float64).reshape(-1)
+        keep = flt.select_boxes(boxes, det_scores, rejected)
+        if not keep:
+            return []
+        scaled = scale_boxes(boxes[keep], self.box_scale_factor)
+        inputs = [np.append(b, s).astype(np.float32) for b, s in zip(scaled, det_scores[keep], strict=True)]
+        results = self.detector(image_bgr, boxes=inputs)
+        faces = []
+        for i, result in zip(keep, results, strict=True):
+            keypoints = np.asarray(result["keypoints"], dtype=np.float64).reshape(HYSTS28.n, 3)
+            if not np.isfinite(keypoints).all():
+                rejected["nan_points"] += 1
+                continue
+            faces.append(Face(box=boxes[i].copy(), det_score=float(det_scores[i]), points=keypoints[:, :2],
+                              point_scores=keypoints[:, 2], shot=shot))
+        return flt.select_landmarks(faces, [f.lmk_score for f in faces], rejected)
+
+    def metrics(self) -> dict:
+        lm = self.detector.landmark_detector
+        return {"device": str(lm.device)}

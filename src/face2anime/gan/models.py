@@ -1,0 +1,197 @@
+"""CartoonGAN and AnimeGAN generators and discriminators, sized by a config dict.
+
+Generators map (B, 3, H, W) RGB in [-1, 1] to the same shape and range (tanh head); discriminators map
+an image to a (B, 1, H/s, W/s) map of patch logits (no sigmoid: the losses apply it). Widths and block
+counts come from params so the CPU demo can run tiny versions of the paper's networks.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from face2anime.errors import UserError
+
+MODELS = ("cartoongan", "animegan")
+
+
+def _conv(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, bias: bool = True) -> nn.Conv2d:
+    """'same'-padded conv (reflect padding keeps image borders free of dark frames)."""
+    return nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, groups=groups, bias=bias,
+                     padding_mode="reflect" if k > 1 else "zeros")
+
+
+def _norm(c: int) -> nn.InstanceNorm2d:
+    return nn.InstanceNorm2d(c, affine=True)
+
+
+# ------------------------------------------------------------------------------------------ CartoonGAN
+class ResBlock(nn.Module):
+    """conv-IN-ReLU-conv-IN plus identity (CartoonGAN's residual block)."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.body = nn.Sequential(_conv(c, c, 3), _norm(c), nn.ReLU(inplace=True), _conv(c, c, 3), _norm(c))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class CartoonGenerator(nn.Module):
+    """conv7x7 -> 2 x (stride-2 conv, conv) -> N residual blocks -> 2 x (transposed conv, conv) -> conv7x7 + tanh."""
+
+    def __init__(self, width: int = 64, blocks: int = 8):
+        super().__init__()
+        w = width
+        layers: list[nn.Module] = [_conv(3, w, 7), _norm(w), nn.ReLU(inplace=True)]
+        for cin, cout in ((w, 2 * w), (2 * w, 4 * w)):
+            layers += [_conv(cin, cout, 3, stride=2), _conv(cout, cout, 3), _norm(cout), nn.ReLU(inplace=True)]
+        layers += [ResBlock(4 * w) for _ in range(blocks)]
+        for cin, cout in ((4 * w, 2 * w), (2 * w, w)):
+            layers += [nn.ConvTranspose2d(cin, cout, 3, stride=2, padding=1, output_padding=1),
+                       _conv(cout, cout, 3), _norm(cout), nn.ReLU(inplace=True)]
+        layers += [_conv(w, 3, 7), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class CartoonDiscriminator(nn.Module):
+    """Shallow patch discriminator: LeakyReLU 0.2, two stride-2 stages, InstanceNorm after the first."""
+
+    def __init__(self, width: int = 32):
+        super().__init__()
+        d = width
+        act = lambda: nn.LeakyReLU(0.2, inplace=True)  # noqa: E731 - tiny factory
+        self.net = nn.Sequential(
+            _conv(3, d, 3), act(),
+            _conv(d, 2 * d, 3, stride=2), act(), _conv(2 * d, 4 * d, 3), _norm(4 * d), act(),
+            _conv(4 * d, 4 * d, 3, stride=2), act(), _conv(4 * d, 8 * d, 3), _norm(8 * d), act(),
+            _conv(8 * d, 8 * d, 3), _norm(8 * d), act(),
+            _conv(8 * d, 1, 3),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+# ------------------------------------------------------------------------------------------ AnimeGAN
+def _cna(cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1) -> nn.Sequential:
+    """conv - InstanceNorm - LeakyReLU(0.2): AnimeGAN's basic unit."""
+    return nn.Sequential(_conv(cin, cout, k, stride, groups, bias=False), _norm(cout), nn.LeakyReLU(0.2, inplace=True))
+
+
+class InvertedResidual(nn.Module):
+    """1x1 expand -> depthwise 3x3 -> 1x1 project (no activation) + identity (MobileNetV2 / AnimeGAN IRB)."""
+
+    def __init__(self, c: int, expansion: int = 2):
+        super().__init__()
+        h = c * expansion
+        self.body = nn.Sequential(_cna(c, h, 1), _cna(h, h, 3, groups=h),
+                                  _conv(h, c, 1, bias=False), _norm(c))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class Upsample2(nn.Module):
+    """Bilinear x2 resize (resize-conv avoids the checkerboard of transposed convs)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+
+
+class AnimeGenerator(nn.Module):
+    """stem -> 2 x down (stride-2 conv, conv) -> N inverted-residual blocks -> 2 x (resize, conv, conv) -> 1x1 + tanh."""
+
+    def __init__(self, width: int = 64, blocks: int = 8, expansion: int = 2):
+        super().__init__()
+        w = width
+        layers: list[nn.Module] = [_cna(3, w, 7), _cna(w, w)]
+        for cin, cout in ((w, 2 * w), (2 * w, 4 * w)):
+            layers += [_cna(cin, cout, 3, stride=2), _cna(cout, cout)]
+        layers += [InvertedResidual(4 * w, expansion) for _ in range(blocks)]
+        for cin, cout in ((4 * w, 2 * w), (2 * w, w)):
+            layers += [Upsample2(), _cna(cin, cout), _cna(cout, cout)]
+        layers += [_cna(w, w, 7), _conv(w, 3, 1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class AnimeDiscriminator(nn.Module):
+    """conv -> `stages` x (stride-2 conv, conv-IN) -> conv-IN -> 1-channel logits; spectral norm optional."""
+
+    def __init__(self, width: int = 32, stages: int = 3, spectral: bool = False):
+        super().__init__()
+        sn = spectral_norm if spectral else (lambda m: m)
+        act = lambda: nn.LeakyReLU(0.2, inplace=True)  # noqa: E731 - tiny factory
+        c = width
+        layers: list[nn.Module] = [sn(_conv(3, c, 3)), act()]
+        for _ in range(stages):
+            layers += [sn(_conv(c, 2 * c, 3, stride=2)), act(),
+                       sn(_conv(2 * c, 2 * c, 3, bias=False)), _norm(2 * c), act()]
+            c *= 2
+        layers += [sn(_conv(c, c, 3, bias=False)), _norm(c), act(), sn(_conv(c, 1, 3))]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+# ------------------------------------------------------------------------------------------ factory + IO
+def build_generator(cfg: dict) -> nn.Module:
+    """cfg = {'model': 'cartoongan'|'animegan', 'width', 'blocks'[, 'expansion']}."""
+    model = cfg["model"]
+    if model == "cartoongan":
+        return CartoonGenerator(int(cfg["width"]), int(cfg["blocks"]))
+    if model == "animegan":
+        return AnimeGenerator(int(cfg["width"]), int(cfg["blocks"]), int(cfg.get("expansion", 2)))
+    raise UserError(f"unknown GAN model {model!r}; choose one of {', '.join(MODELS)}")
+
+
+def build_discriminator(cfg: dict) -> nn.Module:
+    """cfg = {'model', 'width'[, 'stages', 'spectral_norm']}."""
+    model = cfg["model"]
+    if model == "cartoongan":
+        return CartoonDiscriminator(int(cfg["width"]))
+    if model == "animegan":
+        return AnimeDiscriminator(int(cfg["width"]), int(cfg.get("stages", 3)), bool(cfg.get("spectral_norm", False)))
+    raise UserError(f"unknown GAN model {model!r}; choose one of {', '.join(MODELS)}")
+
+
+def save_generator(model_dir: Path | str, generator: nn.Module, config: dict) -> None:
+    """Write the folder atomically: `generator.safetensors` + `config.json` (`config['generator']` = build cfg)."""
+    from safetensors.torch import save_file
+
+    from face2anime.io import atomic_path
+
+    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in generator.state_dict().items()}
+    with atomic_path(model_dir, is_dir=True) as tmp:
+        tmp.mkdir(parents=True, exist_ok=True)
+        save_file(state, str(tmp / "generator.safetensors"))
+        (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+
+
+def load_generator(model_dir: Path | str, device: str | torch.device = "cpu") -> nn.Module:
+    """The trained generator from `model_dir` (generator.safetensors + config.json), eval mode, frozen."""
+    from safetensors.torch import load_file
+
+    model_dir = Path(model_dir)
+    cfg_path, weights = model_dir / "config.json", model_dir / "generator.safetensors"
+    for p in (cfg_path, weights):
+        if not p.exists():
+            raise UserError(f"generator file {p} not found: run `dvc repro train_gan` first")
+    cfg = json.loads(cfg_path.read_text())
+    generator = build_generator(cfg["generator"])
+    generator.load_state_dict(load_file(str(weights), device=str(device)))
+    generator.to(device).eval()
+    for p in generator.parameters():
+        p.requires_grad_(False)
+    return generator

@@ -1,0 +1,57 @@
+"""Style-set preparation: CartoonGAN's edge-smoothed anime copies and AnimeGAN's grayscale copies.
+
+The edge-smoothed set teaches the CartoonGAN discriminator that an anime face with blurred outlines is
+fake, which pushes the generator towards crisp edges. Only the pixels on (dilated) edges are blurred;
+every other pixel stays byte-identical to the source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class EdgeSmoothing:
+    """Canny(low, high) -> dilate (dilate x dilate) -> Gaussian (blur x blur) on the dilated edge pixels only."""
+
+    low: int = 100
+    high: int = 200
+    dilate: int = 5
+    blur: int = 5
+
+    @classmethod
+    def from_params(cls, p: dict) -> EdgeSmoothing:
+        return cls(low=int(p["canny_low"]), high=int(p["canny_high"]),
+                   dilate=int(p["dilate"]), blur=int(p["blur"]))
+
+
+def edge_mask(rgb: np.ndarray, cfg: EdgeSmoothing) -> np.ndarray:
+    """(H, W) bool: Canny edges of the luma image, dilated with a square kernel."""
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    edges = cv2.Canny(gray, cfg.low, cfg.high)
+    kernel = np.ones((cfg.dilate, cfg.dilate), np.uint8)
+    return cv2.dilate(edges, kernel) > 0
+
+
+def smooth_edges(rgb: np.ndarray, cfg: EdgeSmoothing) -> np.ndarray:
+    """(H, W, 3) uint8 RGB with the dilated-edge pixels replaced by their Gaussian-blurred values."""
+    mask = edge_mask(rgb, cfg)
+    blurred = cv2.GaussianBlur(rgb, (cfg.blur, cfg.blur), 0, borderType=cv2.BORDER_REFLECT_101)
+    out = rgb.copy()
+    out[mask] = blurred[mask]
+    return out
+
+
+def to_gray(rgb: np.ndarray) -> np.ndarray:
+    """(..., H, W, 3) uint8 RGB -> (..., H, W) uint8 ITU-R 601 luma (the same weights as the landmark loss)."""
+    luma = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+    return np.clip(np.rint(luma), 0, 255).astype(np.uint8)
+
+
+def build_style_set(color: np.ndarray, cfg: EdgeSmoothing) -> dict[str, np.ndarray]:
+    """color (N, H, W, 3) uint8 RGB -> {'color', 'smoothed', 'gray'} arrays for the GAN's style side."""
+    smoothed = np.stack([smooth_edges(img, cfg) for img in color]) if len(color) else color.copy()
+    return {"color": color, "smoothed": smoothed, "gray": to_gray(color)}

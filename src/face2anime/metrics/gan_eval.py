@@ -1,0 +1,186 @@
+"""Evaluate one trained generator on held-out photos: landmark consistency, style, content, collapse, copy.
+
+Split in two so the expensive part runs once: `reference_features` embeds the held-out photos and anime
+faces (shared by all variants, stage `eval_gan_reference`); `evaluate_variant` runs one generator, the
+frozen DAN and the feature network on its outputs and compares (stage `eval_gan@<variant>`).
+Outputs are rounded to uint8 before they are measured: the numbers describe the images a user gets.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from face2anime.errors import UserError
+from face2anime.io import read_arrays, read_table
+from face2anime.metrics import gan
+from face2anime.metrics.features import embed, to_tensor, to_uint8
+from face2anime.metrics.landmarks import landmark_report
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' = the GPU when there is one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"eval_gan.device is {name!r} but no CUDA device is available; use 'auto' or 'cpu'")
+    return torch.device(name)
+
+
+# ---------------------------------------------------------------- inputs
+@dataclass(frozen=True)
+class HeldOutPhotos:
+    photo_ids: np.ndarray   # (N,) str
+    color: np.ndarray       # (N, 112, 112, 3) uint8 RGB
+    targets: np.ndarray     # (N, 40, 2) float, the photo's 40 target points (crop px at 112)
+
+
+def load_photos(crops_npz: Path | str, photos_csv: Path | str, split: str = "test") -> HeldOutPhotos:
+    """The photo crops whose `photos.csv` split is `split` (crops.npz rows = the csv's `ok` rows, in order)."""
+    for path in (crops_npz, photos_csv):
+        if not Path(path).exists():
+            raise UserError(f"{path} not found: run `dvc repro photo_landmarks` first")
+    arrays = read_arrays(crops_npz)
+    table = read_table(photos_csv)
+    ok = table[table["status"] == "ok"].reset_index(drop=True)
+    ids = arrays["photo_id"].astype(str)
+    if len(ok) != len(ids) or not np.array_equal(ok["photo_id"].astype(str).to_numpy(), ids):
+        raise UserError(f"{crops_npz} rows do not match the 'ok' rows of {photos_csv}: re-run photo_landmarks")
+    keep = (ok["split"] == split).to_numpy()
+    if keep.sum() < 2:
+        raise UserError(f"{photos_csv}: {int(keep.sum())} photos in split {split!r}; the GAN evaluation needs "
+                        f"at least 2 (add photos or raise the held-out share in photo_landmarks)")
+    return HeldOutPhotos(ids[keep], arrays["color112"][keep], arrays["points112"][keep].astype(np.float64))
+
+
+def load_anime(style_test_npz: Path | str, max_images: int, seed: int) -> np.ndarray:
+    """Held-out anime colour crops (N, 112, 112, 3) uint8, a seeded subset of at most `max_images`."""
+    if not Path(style_test_npz).exists():
+        raise UserError(f"{style_test_npz} not found: run `dvc repro prepare_style` first")
+    color = read_arrays(style_test_npz)["color"]
+    if len(color) < 2:
+        raise UserError(f"{style_test_npz} holds {len(color)} anime faces; KID needs at least 2")
+    if max_images and len(color) > max_images:
+        idx = np.sort(np.random.default_rng(seed).choice(len(color), int(max_images), replace=False))
+        color = color[idx]
+    return color
+
+
+# ---------------------------------------------------------------- networks on image arrays
+@torch.no_grad()
+def generate(generator: nn.Module, photos: np.ndarray, batch_size: int, device: torch.device) -> np.ndarray:
+    """G on (N, H, W, 3) uint8 RGB photos -> (N, H, W, 3) uint8 RGB outputs."""
+    out = []
+    for start in range(0, len(photos), batch_size):
+        x = to_tensor(photos[start:start + batch_size]).to(device)
+        out.append(to_uint8(generator(x)))
+    return np.concatenate(out)
+
+
+@torch.no_grad()
+def dan_points(dan: nn.Module, images: np.ndarray, batch_size: int, device: torch.device) -> np.ndarray:
+    """Frozen DAN on (N, 112, 112, 3) uint8 RGB, converted to grayscale as in the landmark loss -> (N, 40, 2)."""
+    from face2anime.gan.losses import luma
+
+    out = []
+    for start in range(0, len(images), batch_size):
+        gray = luma(to_tensor(images[start:start + batch_size]).to(device))
+        out.append(dan(gray).double().cpu().numpy())
+    return np.concatenate(out)
+
+
+# ---------------------------------------------------------------- shared reference features
+def reference_features(photos: HeldOutPhotos, anime: np.ndarray, net: nn.Module, inception: nn.Module | None,
+                       batch_size: int, device: torch.device) -> dict[str, np.ndarray]:
+    """Features of the held-out photos and anime faces, computed once for all variants."""
+    photo_pooled, photo_maps = embed(net, photos.color, batch_size, device)
+    anime_pooled, _ = embed(net, anime, batch_size, device)
+    out = {"photo_id": photos.photo_ids, "photo_pooled": photo_pooled, "photo_maps": photo_maps.astype(np.float32),
+           "anime_pooled": anime_pooled}
+    if inception is not None:
+        out["photo_inception"] = embed(inception, photos.color, batch_size, device)[0]
+        out["anime_inception"] = embed(inception, anime, batch_size, device)[0]
+    return out
+
+
+def read_reference(path: Path | str) -> dict[str, np.ndarray]:
+    """The shared reference features, with a one-line error when missing or unreadable."""
+    if not Path(path).exists():
+        raise UserError(f"{path} not found: run `dvc repro eval_gan_reference` first")
+    try:
+        refs = read_arrays(path)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise UserError(f"{path} is unreadable ({err}): run `dvc repro eval_gan_reference` again") from None
+    missing = {"photo_id", "photo_pooled", "photo_maps", "anime_pooled", "photo_dan_points", "feature_net",
+               "inception_note"} - set(refs)
+    if missing:
+        raise UserError(f"{path} lacks {sorted(missing)}: run `dvc repro eval_gan_reference` again")
+    return refs
+
+
+# ---------------------------------------------------------------- one variant
+@dataclass(frozen=True)
+class EvalSettings:
+    outlier_px: float
+    kid_subsets: int
+    kid_subset_size: int
+    collapse_ratio_below: float
+    copy_distance_below: float
+    seed: int
+    batch_size: int
+
+
+def _kid(x: np.ndarray, y: np.ndarray, s: EvalSettings) -> dict[str, Any]:
+    return gan.kid(x, y, s.kid_subsets, s.kid_subset_size, s.seed).as_dict()
+
+
+_LANDMARK_KEYS = ("images", "rmse_px", "rmse_px_pooled", "mean_error_px", "outlier_threshold_px", "outlier_points",
+                  "outlier_points_pct", "images_with_outlier", "images_with_outlier_pct", "nme_interocular")
+
+
+def _landmarks(pred: np.ndarray, true: np.ndarray, outlier_px: float) -> dict[str, Any]:
+    report = landmark_report(pred, true, outlier_px=outlier_px)
+    return {k: report[k] for k in _LANDMARK_KEYS}
+
+
+def evaluate_variant(photos: HeldOutPhotos, outputs: np.ndarray, out_points: np.ndarray, photo_points: np.ndarray,
+                     refs: dict[str, np.ndarray], out_pooled: np.ndarray, out_maps: np.ndarray,
+                     out_inception: np.ndarray | None, feature_net: str, inception_note: str,
+                     s: EvalSettings) -> dict[str, Any]:
+    """All numbers for one generator, JSON-ready (see docs/pipeline.md for the layout)."""
+    if not np.array_equal(refs["photo_id"].astype(str), photos.photo_ids.astype(str)):
+        raise UserError("reference features do not match the held-out photos: re-run eval_gan_reference")
+    checks = gan.failure_checks(out_pooled, refs["photo_pooled"], outputs / 255.0, photos.color / 255.0,
+                                s.collapse_ratio_below, s.copy_distance_below)
+    has_inception = out_inception is not None and "anime_inception" in refs
+    return {
+        "photos": int(len(photos.photo_ids)),
+        "anime_faces": int(len(refs["anime_pooled"])),
+        "landmarks": {
+            "target": "photo 40 target points (points112, lower-eyelid shift applied)",
+            "output": _landmarks(out_points, photos.targets, s.outlier_px),
+            "photo_baseline": _landmarks(photo_points, photos.targets, s.outlier_px),
+        },
+        "style": {
+            "feature_net": feature_net,
+            "kid": _kid(out_pooled, refs["anime_pooled"], s),
+            "kid_photo_baseline": _kid(refs["photo_pooled"], refs["anime_pooled"], s),
+            "inception_kid": _kid(out_inception, refs["anime_inception"], s) if has_inception else None,
+            "inception_kid_photo_baseline": (_kid(refs["photo_inception"], refs["anime_inception"], s)
+                                             if has_inception else None),
+            "inception_note": inception_note,
+        },
+        "content": {
+            "feature_cosine_distance": float(gan.cosine_distance(out_maps, refs["photo_maps"]).mean()),
+            "note": "1 - cos between input and output feature maps (flattened), mean over photos",
+        },
+        "collapse": {"spread_ratio": checks.spread_ratio, "threshold": s.collapse_ratio_below,
+                     "collapse": checks.collapse},
+        "copy": {"pixel_mae": checks.copy_distance, "threshold": s.copy_distance_below, "copy": checks.copy},
+    }

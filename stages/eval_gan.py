@@ -1,0 +1,76 @@
+"""Stage eval_gan@<variant>: one trained generator on the held-out photos -> `metrics/gan/<variant>.json`.
+
+Landmark consistency (frozen DAN on the grayscale output vs the photo's 40 target points, with the raw
+photo as baseline), style distance to held-out anime faces (KID), content kept (feature distance to the
+input), and the study's two failure modes as flags: collapse and copy. Reference features of the photos
+and anime faces come from `eval_gan_reference`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from face2anime.cli import run_stage
+from face2anime.dan.inference import FrozenDAN
+from face2anime.gan.backbone import load_backbone
+from face2anime.gan.models import load_generator
+from face2anime.io import write_json
+from face2anime.metrics.features import embed, load_inception
+from face2anime.metrics.gan_eval import (EvalSettings, dan_points, evaluate_variant, generate, load_photos,
+                                         read_reference, resolve_device)
+from face2anime.params import load_params, seed_everything
+
+PHOTOS_NPZ = Path("data/photos/crops.npz")
+PHOTOS_CSV = Path("data/photos/photos.csv")
+REFERENCE = Path("data/gan_eval/reference.npz")
+DAN_DIR = Path("models/dan")
+
+
+def main(variant: str) -> str:
+    p = load_params("eval_gan")
+    seed = int(p["seed"])
+    seed_everything(seed)
+    torch.set_num_threads(min(torch.get_num_threads(), int(p["threads"])))
+    device = resolve_device(str(p["device"]))
+    generator = load_generator(Path("models/gan") / variant, device=device)
+    refs = read_reference(REFERENCE)
+    photos = load_photos(PHOTOS_NPZ, PHOTOS_CSV, str(p["split"]))
+    batch = int(p["batch_size"])
+    outputs = generate(generator, photos.color, batch, device)
+    out_points = dan_points(FrozenDAN.load(DAN_DIR, device=device), outputs, batch, device)
+    fn = p["feature_net"]
+    net = load_backbone(fn["name"], fn["layer"], weights=fn.get("weights"), device=device)
+    out_pooled, out_maps = embed(net, outputs, batch, device)
+    out_inception = None
+    if "anime_inception" in refs:
+        inception, _ = load_inception(p["inception"].get("weights"))
+        if inception is not None:
+            out_inception = embed(inception.to(device), outputs, batch, device)[0]
+    settings = EvalSettings(outlier_px=float(p["outlier_px"]), kid_subsets=int(p["kid"]["subsets"]),
+                            kid_subset_size=int(p["kid"]["subset_size"]),
+                            collapse_ratio_below=float(p["collapse_ratio_below"]),
+                            copy_distance_below=float(p["copy_distance_below"]), seed=seed, batch_size=batch)
+    result = {"variant": variant, **evaluate_variant(
+        photos, outputs, out_points, refs["photo_dan_points"], refs, out_pooled, out_maps, out_inception,
+        str(refs["feature_net"]), str(refs["inception_note"]), settings)}
+    write_json(Path("metrics/gan") / f"{variant}.json", result)
+    lm, st = result["landmarks"], result["style"]
+    flags = [name for name in ("collapse", "copy") if result[name][name]]
+    return (f"{variant}: landmark RMSE {lm['output']['rmse_px']:.2f} px (photo {lm['photo_baseline']['rmse_px']:.2f}), "
+            f"KID {st['kid']['mean']:.4g} (photo {st['kid_photo_baseline']['mean']:.4g}), "
+            f"spread ratio {_fmt(result['collapse']['spread_ratio'])}, pixel MAE {result['copy']['pixel_mae']:.3f}"
+            f"{'; FLAGS: ' + ', '.join(flags) if flags else ''}")
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="Evaluate one trained GAN variant on the held-out photos.")
+    parser.add_argument("--variant", required=True, help="e.g. animegan-landmark (models/gan/<variant>/)")
+    args = parser.parse_args()
+    run_stage(f"eval_gan@{args.variant}", lambda: main(args.variant))

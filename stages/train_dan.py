@@ -1,0 +1,44 @@
+"""Stage train_dan: train the Deep Alignment Network on the anime crops (stage 1, then stage 2 on top).
+
+Reads `data/anime/crops.npz` + `data/anime/split.csv`; writes `models/dan/`; keeps resumable
+checkpoints in `checkpoints/dan/` and training curves in `dvclive/dan/`.
+"""
+
+from pathlib import Path
+
+import torch
+
+from face2anime.cli import run_stage
+from face2anime.dan.data import load_anime_data
+from face2anime.dan.train import TrainSettings, export, resolve_device, train_dan
+from face2anime.params import load_params, seed_everything
+
+CROPS = Path("data/anime/crops.npz")
+SPLIT = Path("data/anime/split.csv")
+MODEL_DIR = Path("models/dan")
+CHECKPOINT_DIR = Path("checkpoints/dan")
+LIVE_DIR = Path("dvclive/dan")
+
+
+def main() -> str:
+    params = load_params("dan")
+    settings = TrainSettings.from_params(params)
+    if int(params["threads"]) > 0:
+        torch.set_num_threads(int(params["threads"]))
+    seed_everything(settings.seed)
+    device = resolve_device(str(params["device"]))
+    data = load_anime_data(CROPS, SPLIT)
+    # Where it runs does not change what is trained: device/threads stay out of the checkpoint fingerprint.
+    recipe = {k: v for k, v in params.items() if k not in ("device", "threads")}
+    result = train_dan(data, settings, recipe, CHECKPOINT_DIR, device, live_dir=LIVE_DIR)
+    export(MODEL_DIR, result, settings, recipe, skipped=data.skipped)
+    resumed = f", resumed at stage {result.resumed_from[0]} epoch {result.resumed_from[1]}" if result.resumed_from else ""
+    n_skipped = sum(len(v) for v in data.skipped.values())
+    val = ", ".join(f"stage {k} {v:.4f}" for k, v in sorted(result.best_val.items()))
+    epochs = ", ".join(str(sum(1 for r in result.history if r["stage"] == k)) for k in range(1, settings.n_stages + 1))
+    return (f"trained on {len(data.splits['train'])} faces (val {len(data.splits['val'])}, skipped {n_skipped}) on "
+            f"{device}; epochs per stage {epochs}; best val NME {val}{resumed} -> {MODEL_DIR}")
+
+
+if __name__ == "__main__":
+    run_stage("train_dan", main)

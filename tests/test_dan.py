@@ -1,0 +1,212 @@
+"""DAN: connection-layer geometry, the frozen inference module, and resumable deterministic training."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from face2anime.dan import geometry
+from face2anime.dan.data import AnimeData, Augment, FaceSet, make_batch, training_statistics
+from face2anime.dan.export import load_model, save_model
+from face2anime.dan.inference import FrozenDAN
+from face2anime.dan.model import DAN, DANConfig
+from face2anime.dan.train import TrainSettings, train_dan
+from face2anime.landmarks import schema
+
+torch.set_num_threads(2)
+
+
+def _similarity(angle_deg, scale, tx, ty, batch=1):
+    a = math.radians(angle_deg)
+    m = torch.tensor([[scale * math.cos(a), -scale * math.sin(a)], [scale * math.sin(a), scale * math.cos(a)]],
+                     dtype=torch.float64).expand(batch, 2, 2)
+    t = torch.tensor([tx, ty], dtype=torch.float64).expand(batch, 2)
+    return m, t
+
+
+def test_fit_similarity_recovers_known_transform():
+    rng = np.random.default_rng(0)
+    src = torch.from_numpy(rng.uniform(10, 100, size=(3, 40, 2)))
+    m, t = _similarity(17.0, 1.3, 5.0, -8.0, batch=3)
+    dst = geometry.apply_similarity(src, (m, t))
+    m_fit, t_fit = geometry.fit_similarity(src, dst)
+    torch.testing.assert_close(m_fit, m.contiguous())
+    torch.testing.assert_close(t_fit, t.contiguous())
+    # A noisy target: the fit is the least-squares optimum (no small perturbation of (a, b, t) does better).
+    noisy = dst + torch.from_numpy(rng.normal(0, 2, size=dst.shape))
+    m_fit, t_fit = geometry.fit_similarity(src, noisy)
+    best = ((geometry.apply_similarity(src, (m_fit, t_fit)) - noisy) ** 2).sum()
+    for da, db in ((1e-3, 0), (-1e-3, 0), (0, 1e-3), (0, -1e-3)):
+        m2 = m_fit + torch.tensor([[da, -db], [db, da]], dtype=torch.float64)
+        assert ((geometry.apply_similarity(src, (m2, t_fit)) - noisy) ** 2).sum() > best
+
+
+def test_invert_similarity_round_trip():
+    pts = torch.rand(2, 40, 2, dtype=torch.float64) * 100
+    tr = _similarity(-25.0, 0.8, 3.0, 11.0, batch=2)
+    back = geometry.apply_similarity(geometry.apply_similarity(pts, tr), geometry.invert_similarity(tr))
+    torch.testing.assert_close(back, pts)
+
+
+def test_heatmap_formula_on_tiny_grid():
+    pts = torch.tensor([[[1.0, 1.0], [3.0, 2.0]]])
+    h = geometry.landmark_heatmap(pts, height=3, width=5)
+    assert h.shape == (1, 1, 3, 5)
+    expect = np.zeros((3, 5))
+    for y in range(3):
+        for x in range(5):
+            d = min(math.hypot(x - 1, y - 1), math.hypot(x - 3, y - 2))
+            expect[y, x] = 1.0 / (1.0 + d)  # 1/(1+d), not 1/sqrt(1+d^2)
+    np.testing.assert_allclose(h[0, 0].numpy(), expect, atol=1e-5)
+    assert h[0, 0, 1, 1] == pytest.approx(1.0) and h[0, 0, 0, 0] == pytest.approx(1 / (1 + math.sqrt(2)), abs=1e-5)
+
+
+def _blob(centre, size=112, sigma=2.0):
+    ys, xs = np.mgrid[0:size, 0:size]
+    return np.exp(-((xs - centre[0]) ** 2 + (ys - centre[1]) ** 2) / (2 * sigma**2))
+
+
+def _centroid(img):
+    ys, xs = np.mgrid[0:img.shape[0], 0:img.shape[1]]
+    return np.array([(xs * img).sum() / img.sum(), (ys * img).sum() / img.sum()])
+
+
+def test_warp_moves_content_with_the_transform_and_round_trips():
+    tr = _similarity(20.0, 1.15, 6.0, -4.0)
+    p = torch.tensor([[[40.0, 62.0]]], dtype=torch.float64)
+    img = torch.from_numpy(_blob(p[0, 0].numpy()))[None, None]
+    warped = geometry.warp_image(img, tr)
+    target = geometry.apply_similarity(p, tr)[0, 0].numpy()
+    np.testing.assert_allclose(_centroid(warped[0, 0].numpy()), target, atol=0.05)
+    # warp then inverse warp: the centre region comes back (smooth image, bilinear resampling twice)
+    rng = np.random.default_rng(1)
+    smooth = sum(_blob(rng.uniform(30, 80, 2), sigma=8.0) for _ in range(6))
+    img = torch.from_numpy(smooth)[None, None]
+    m, _ = tr
+    c = torch.full((1, 2), 55.5, dtype=torch.float64)
+    tr = (m, c + torch.tensor([[3.0, -2.0]], dtype=torch.float64) - torch.einsum("bij,bj->bi", m, c))  # about the centre
+    back = geometry.warp_image(geometry.warp_image(img, tr), geometry.invert_similarity(tr))
+    np.testing.assert_allclose(back[0, 0, 30:82, 30:82].numpy(), smooth[30:82, 30:82], atol=0.02)
+
+
+def test_augmentation_keeps_points_on_their_features():
+    """Mirror + similarity applied to a picture of dots moves each point onto its own dot."""
+    rng = np.random.default_rng(2)
+    pts = np.stack([rng.uniform(30, 82, size=(40, 2)) for _ in range(4)]).astype(np.float32)
+    gray = np.zeros((4, 112, 112), np.uint8)
+    # one dot per face, at point 17 (a brow point that the mirror relabels)
+    for i in range(4):
+        gray[i] = (255 * _blob(pts[i, 17], sigma=1.5)).astype(np.uint8)
+    faces = FaceSet(gray, pts, np.array([f"f{i}" for i in range(4)]))
+    gen = torch.Generator().manual_seed(0)
+    img, out = make_batch(faces, np.arange(4), Augment(True, 15.0, 0.1, 4.0), gen, torch.device("cpu"))
+    perm = schema.FACE40.flip_permutation()
+    for i in range(4):
+        c = _centroid(img[i, 0].numpy())
+        # the dot is now under point 17 (no mirror) or under its mirror partner's slot (mirrored)
+        d = min(np.linalg.norm(out[i, 17].numpy() - c), np.linalg.norm(out[i, perm[17]].numpy() - c))
+        assert d < 0.3
+
+
+def _tiny_dan(width=0.0625, n_stages=2):
+    torch.manual_seed(0)
+    model = DAN(DANConfig(width=width, n_stages=n_stages))
+    rng = np.random.default_rng(0)
+    model.set_statistics(rng.uniform(30, 80, (40, 2)), np.full((112, 112), 0.5), np.full((112, 112), 0.25))
+    # give every output layer weights so that stage 2 differs from stage 1
+    for stage in model.stages:
+        torch.nn.init.normal_(stage.out.weight, std=0.01)
+    return model
+
+
+def test_stage2_starts_as_identity_on_stage1():
+    model = DAN(DANConfig(width=0.0625)).eval()
+    model.set_statistics(torch.rand(40, 2) * 60 + 20, torch.full((112, 112), 0.5), torch.full((112, 112), 0.2))
+    with torch.no_grad():
+        s1, s2 = model(torch.rand(2, 1, 112, 112))
+    torch.testing.assert_close(s1, s2, atol=1e-4, rtol=0)
+
+
+def test_frozen_dan_passes_gradient_to_image_only(tmp_path):
+    save_model(tmp_path / "dan", _tiny_dan(), stages_trained=2)
+    frozen = FrozenDAN.load(tmp_path / "dan")
+    assert not frozen.training
+    assert all(not p.requires_grad for p in frozen.parameters())
+    frozen.train()  # a parent's .train() must not unfreeze BatchNorm/dropout
+    assert not frozen.training and not frozen.dan.stages[0].training
+    gray = torch.rand(3, 1, 112, 112, requires_grad=True)
+    out = frozen(gray)
+    assert out.shape == (3, 40, 2)
+    out.pow(2).sum().backward()
+    assert gray.grad is not None and gray.grad.abs().sum() > 0
+    assert all(p.grad is None for p in frozen.parameters())
+    # loaded weights reproduce the saved model
+    model, _ = load_model(tmp_path / "dan")
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(gray.detach())[-1], frozen(gray.detach()))
+
+
+def synthetic_faces(n, seed):
+    """Faces as dots: a jittered, rotated mean shape with a bright disc drawn under every point."""
+    rng = np.random.default_rng(seed)
+    base = np.stack([np.cos(np.linspace(0, 2 * np.pi, 40, endpoint=False)) * 30 + 55.5,
+                     np.sin(np.linspace(0, 2 * np.pi, 40, endpoint=False)) * 25 + 55.5], -1)
+    gray = np.zeros((n, 112, 112), np.uint8)
+    pts = np.zeros((n, 40, 2), np.float32)
+    for i in range(n):
+        a, s = rng.uniform(-0.3, 0.3), rng.uniform(0.85, 1.15)
+        r = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]]) * s
+        p = (base - 55.5) @ r.T + 55.5 + rng.uniform(-5, 5, 2)
+        pts[i] = p
+        img = sum(_blob(q, sigma=2.0) for q in p[::4])
+        gray[i] = np.clip(255 * img, 0, 255).astype(np.uint8)
+    return FaceSet(gray, pts, np.array([f"s{seed}_{i}" for i in range(n)]))
+
+
+def _settings(**kw):
+    p = {"width": 0.0625, "dropout": 0.5, "n_stages": 2, "batch_size": 8, "lr": 1e-3, "weight_decay": 0.0,
+         "max_epochs": [2, 1], "patience": [5, 5], "min_delta": 0.0, "passes": 1, "seed": 3,
+         "lr_patience": 1, "lr_factor": 0.5,
+         "augment": {"mirror": True, "rotate_deg": 5.0, "scale": 0.05, "translate_px": 2.0,
+                     "brightness": 0.1, "contrast": 0.2}}
+    p.update(kw)
+    return TrainSettings.from_params(p), p
+
+
+@pytest.mark.slow
+def test_training_resumes_from_checkpoint_with_identical_result(tmp_path):
+    data = AnimeData(splits={"train": synthetic_faces(16, 0), "val": synthetic_faces(6, 1),
+                             "test": synthetic_faces(2, 2)}, skipped={}, digest="synthetic-v1")
+    s, params = _settings()
+    cpu = torch.device("cpu")
+    full = train_dan(data, s, params, tmp_path / "a", cpu)
+    assert full.finished and full.resumed_from is None
+    assert [(r["stage"], r["epoch"]) for r in full.history] == [(1, 1), (1, 2), (2, 1)]
+
+    part = train_dan(data, s, params, tmp_path / "b", cpu, stop_after_epochs=1)  # "killed" after epoch 1
+    assert not part.finished and len(part.history) == 1
+    rest = train_dan(data, s, params, tmp_path / "b", cpu, live_dir=tmp_path / "live")
+    assert rest.finished and rest.resumed_from == (1, 1)
+    assert rest.history == full.history
+    for k, v in full.model.state_dict().items():
+        assert torch.equal(v, rest.model.state_dict()[k]), k
+    # the dvclive curves hold every epoch, the replayed one included
+    tsv = (tmp_path / "live" / "plots" / "metrics" / "val_nme.tsv").read_text().splitlines()
+    assert len(tsv) == 1 + 3
+    # stage 2 is kept only if it beats stage 1 on validation
+    assert rest.best_val[2] <= rest.best_val[1]
+
+    # changed params invalidate the checkpoint: a fresh start, not a resume
+    s2, params2 = _settings(lr=5e-4)
+    fresh = train_dan(data, s2, params2, tmp_path / "b", cpu, stop_after_epochs=1)
+    assert fresh.resumed_from is None
+
+
+def test_training_statistics_are_mirror_symmetric():
+    faces = synthetic_faces(5, 4)
+    mean_shape, mean_image, std_image = training_statistics(faces, mirror=True)
+    flipped = schema.flip_points(mean_shape[None], schema.FACE40, 112)[0]
+    np.testing.assert_allclose(flipped, mean_shape, atol=1e-4)
+    np.testing.assert_allclose(mean_image, mean_image[:, ::-1], atol=1e-6)
+    assert (std_image > 0).all()

@@ -1,0 +1,258 @@
+"""GAN evaluation: KID against a hand computation, the collapse and copy detectors, the Inception path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from face2anime.metrics import gan
+from face2anime.metrics.features import InceptionPool3, embed, load_inception, to_tensor, to_uint8
+
+
+# ---------------------------------------------------------------- KID
+def test_mmd2_unbiased_matches_hand_computation():
+    x = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    y = np.array([[0.0, 0.0], [1.0, 2.0], [2.0, 0.0]])
+    # k(a, b) = (a.b / 2 + 1)^3, d = 2.
+    # X pairs: x1.x2 = 0 -> 1, x1.x3 = 1 -> 3.375, x2.x3 = 1 -> 3.375: sum over i != j = 15.5, / (3*2)
+    # Y pairs: y1.y2 = 0 -> 1, y1.y3 = 0 -> 1, y2.y3 = 2 -> 8: sum over i != j = 20, / 6
+    # X-Y: 1 + 3.375 + 8 + 1 + 8 + 1 + 1 + 15.625 + 8 = 47, mean = 47 / 9
+    expected = 15.5 / 6 + 20 / 6 - 2 * 47 / 9
+    assert expected == pytest.approx(-163 / 36)
+    assert gan.mmd2_unbiased(x, y) == pytest.approx(expected, abs=1e-12)
+    # Subsets of the full size are permutations of the sets: same value every time, zero spread.
+    k = gan.kid(x, y, subsets=5, subset_size=10, seed=0)
+    assert (k.mean, k.std, k.subset_size, k.subsets) == (pytest.approx(expected), pytest.approx(0.0), 3, 5)
+
+
+def test_kid_is_near_zero_for_same_distribution_and_large_for_shifted():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(200, 16)), rng.normal(size=(200, 16))
+    same = gan.kid(a, b, subsets=10, subset_size=100, seed=1)
+    shifted = gan.kid(a, b + 1.0, subsets=10, subset_size=100, seed=1)
+    assert abs(same.mean) < 0.05 < shifted.mean
+    assert gan.kid(a, b, 10, 100, seed=1) == same  # seeded: reproducible
+
+
+def test_kid_needs_two_samples():
+    with pytest.raises(ValueError):
+        gan.kid(np.zeros((1, 4)), np.zeros((5, 4)), 2, 4, 0)
+
+
+# ---------------------------------------------------------------- collapse and copy
+def _images(rng, n=8):
+    return rng.integers(0, 256, size=(n, 16, 16, 3)).astype(np.uint8) / 255.0
+
+
+def test_collapse_detector_fires_on_identical_outputs():
+    rng = np.random.default_rng(0)
+    inputs = _images(rng)
+    in_feats = rng.normal(size=(8, 32))
+    out_feats = np.repeat(rng.normal(size=(1, 32)), 8, axis=0)
+    outputs = np.repeat(_images(rng, 1), 8, axis=0)
+    checks = gan.failure_checks(out_feats, in_feats, outputs, inputs, collapse_ratio_below=0.2,
+                                copy_distance_below=0.02)
+    assert checks.collapse and checks.spread_ratio == pytest.approx(0.0, abs=1e-6)
+    assert not checks.copy
+
+
+def test_copy_detector_fires_on_output_equal_to_input():
+    rng = np.random.default_rng(1)
+    inputs = _images(rng)
+    feats = rng.normal(size=(8, 32))
+    checks = gan.failure_checks(feats, feats, inputs.copy(), inputs, 0.2, 0.02)
+    assert checks.copy and checks.copy_distance == 0.0
+    assert not checks.collapse and checks.spread_ratio == pytest.approx(1.0)
+
+
+def test_no_flag_on_a_healthy_random_case():
+    rng = np.random.default_rng(2)
+    checks = gan.failure_checks(rng.normal(size=(8, 32)), rng.normal(size=(8, 32)), _images(rng), _images(rng),
+                                0.2, 0.02)
+    assert not checks.collapse and not checks.copy
+    assert 0.5 < checks.spread_ratio < 2.0 and checks.copy_distance > 0.2
+
+
+def test_spread_ratio_undefined_for_identical_inputs():
+    assert gan.spread_ratio(np.ones((3, 2)), np.zeros((3, 2))) is None
+
+
+def test_mean_pairwise_distance_by_hand():
+    pts = np.array([[0.0, 0.0], [3.0, 4.0], [6.0, 8.0]])
+    assert gan.mean_pairwise_distance(pts) == pytest.approx((5 + 10 + 5) / 3)
+
+
+def test_cosine_distance():
+    a = np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
+    b = np.array([[2.0, 0.0], [-1.0, -1.0], [0.0, 0.0]])
+    assert gan.cosine_distance(a, b) == pytest.approx([0.0, 2.0, 0.0])
+
+
+# ---------------------------------------------------------------- feature plumbing
+def test_tensor_round_trip_and_pooling():
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, size=(5, 8, 8, 3)).astype(np.uint8)
+    x = to_tensor(images)
+    assert x.shape == (5, 3, 8, 8) and x.min() >= -1 and x.max() <= 1
+    assert np.array_equal(to_uint8(x), images)
+    feats, maps = embed(lambda t: t * 2.0, images, batch_size=2)
+    assert feats.shape == (5, 3) and maps.shape == (5, 3 * 8 * 8)
+    assert np.allclose(feats, (images / 127.5 - 1.0).mean(axis=(1, 2)) * 2.0, atol=1e-5)
+    assert np.allclose(maps[1].reshape(3, 8, 8), to_tensor(images[1:2])[0].numpy() * 2.0, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_inception_pool_branches_follow_the_fid_network():
+    torch.manual_seed(0)
+    net = InceptionPool3().net
+    with torch.no_grad():
+        x = torch.randn(1, 288, 35, 35)
+        conv = net.Mixed_5d.branch_pool
+        want = conv(F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False))
+        torchvision_way = conv(F.avg_pool2d(x, 3, stride=1, padding=1))
+        # bypass the hook on the conv by calling its parts
+        got = net.Mixed_5d(x)[:, -want.shape[1]:]
+        assert torch.allclose(got, F.relu(conv.bn(conv.conv(
+            F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)))), atol=1e-5)
+        assert not torch.allclose(torchvision_way, want, atol=1e-5)  # the hook made a difference
+        x7 = torch.randn(1, 2048, 8, 8)
+        conv7 = net.Mixed_7c.branch_pool
+        got7 = net.Mixed_7c(x7)[:, -192:]
+        assert torch.allclose(got7, F.relu(conv7.bn(conv7.conv(F.max_pool2d(x7, 3, stride=1, padding=1)))),
+                              atol=1e-5)
+
+
+def test_inception_is_null_with_reason_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACE2ANIME_CACHE", str(tmp_path))
+    net, reason = load_inception()
+    assert net is None and "pt_inception" in reason and "\n" not in reason and str(tmp_path) not in reason
+
+
+@pytest.mark.slow
+def test_inception_loads_local_weights(tmp_path):
+    from torchvision.models import inception_v3
+
+    torch.manual_seed(0)
+    state = inception_v3(weights=None, aux_logits=False, init_weights=False, num_classes=1008).state_dict()
+    path = tmp_path / "pt_inception.pth"
+    torch.save(state, path)
+    net, name = load_inception(path)
+    assert net is not None and "inception" in name
+    feats = embed(net, np.zeros((2, 112, 112, 3), np.uint8))[0]
+    assert feats.shape == (2, 2048)
+    bad = tmp_path / "bad.pth"
+    torch.save({"x": torch.zeros(1)}, bad)
+    net, reason = load_inception(bad)
+    assert net is None and "could not be loaded" in reason
+
+
+# ---------------------------------------------------------------- the stages end to end, on tiny fakes
+def _fake_project(root, n_test=4, n_anime=6):
+    """A project folder with random photo crops, anime crops, a random DAN and two tiny random generators."""
+    import pandas as pd
+    import yaml
+
+    from face2anime.dan.export import save_model
+    from face2anime.dan.model import DAN, DANConfig
+    from face2anime.gan.models import build_generator, save_generator
+    from face2anime.io import write_arrays
+
+    rng = np.random.default_rng(0)
+    n = n_test + 2
+    ids = np.array([f"p{i}" for i in range(n)])
+    base = np.array([[30 + (i % 17) * 3, 40 + (i // 17) * 15] for i in range(40)], dtype=np.float32)
+    write_arrays(root / "data/photos/crops.npz", photo_id=ids,
+                 color112=rng.integers(0, 256, (n, 112, 112, 3), dtype=np.uint8),
+                 points112=(base + rng.normal(0, 2, (n, 40, 2))).astype(np.float32))
+    table = pd.DataFrame({"photo_id": list(ids) + ["bad"], "path": "x", "status": ["ok"] * n + ["skipped"],
+                          "reason": [""] * n + ["no face"], "split": ["train"] * 2 + ["test"] * n_test + [""]})
+    table.to_csv(root / "data/photos/photos.csv", index=False)
+    write_arrays(root / "data/style/style_test.npz", color=rng.integers(0, 256, (n_anime, 112, 112, 3), np.uint8))
+    torch.manual_seed(0)
+    save_model(root / "models/dan", DAN(DANConfig(width=0.0625, n_stages=1)), stages_trained=1)
+    for variant in ("cartoongan-base", "animegan-landmark"):
+        cfg = {"model": variant.split("-")[0], "width": 8, "blocks": 1}
+        save_generator(root / "models/gan" / variant, build_generator(cfg), {"generator": cfg})
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["eval_gan"]["kid"] = {"subsets": 3, "subset_size": 4}
+    params["report"]["variants"] = ["cartoongan-base", "animegan-landmark"]
+    params["report"]["photos"] = 2
+    (root / "params.yaml").write_text(yaml.safe_dump({"eval_gan": params["eval_gan"], "report": params["report"]}))
+
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+def _stage(root, monkeypatch, capsys, script, *args, env=None):
+    """Run a stage script's main in-process (cwd = root), as `run_stage` would: (exit code, stdout, stderr)."""
+    import importlib.util
+
+    from face2anime.cli import run_stage
+
+    for key, value in (env or {}).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(root)
+    spec = importlib.util.spec_from_file_location(f"stage_{script[:-3]}", ROOT / "stages" / script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    capsys.readouterr()
+    code = 0
+    try:
+        run_stage(script, lambda: module.main(*args))
+    except SystemExit as exc:
+        code = int(exc.code)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.slow
+def test_eval_and_report_stages_on_tiny_fakes(tmp_path, monkeypatch, capsys):
+    import json
+
+    _fake_project(tmp_path)
+    run = lambda *a: _stage(tmp_path, monkeypatch, capsys, *a,  # noqa: E731
+                            env={"FACE2ANIME_CACHE": str(tmp_path / "cache")})  # no Inception weights there
+    code, out, err = run("eval_gan_reference.py")
+    assert code == 0, err
+    for variant in ("cartoongan-base", "animegan-landmark"):
+        code, out, err = run("eval_gan.py", variant)
+        assert code == 0, err
+        assert out.count("\n") == 1 and "landmark RMSE" in out
+    m = json.loads((tmp_path / "metrics/gan/animegan-landmark.json").read_text())
+    assert m["photos"] == 4 and m["anime_faces"] == 6
+    assert m["landmarks"]["output"]["images"] == 4 and m["landmarks"]["photo_baseline"]["rmse_px"] > 0
+    assert m["style"]["inception_kid"] is None and "not computed" in m["style"]["inception_note"]
+    assert "hed-vgg16 conv5_3" in m["style"]["feature_net"] and m["style"]["kid"]["subset_size"] == 4
+    assert isinstance(m["collapse"]["collapse"], bool) and isinstance(m["copy"]["copy"], bool)
+    assert 0.0 <= m["content"]["feature_cosine_distance"] <= 2.0
+    # same inputs, same bytes
+    before = (tmp_path / "metrics/gan/animegan-landmark.json").read_bytes()
+    assert run("eval_gan.py", "animegan-landmark")[0] == 0
+    assert (tmp_path / "metrics/gan/animegan-landmark.json").read_bytes() == before
+
+    code, out, err = run("report.py")
+    assert code == 0, err
+    for name in ("comparison.png", "grid_cartoongan-base.png", "grid_animegan-landmark.png", "summary.csv"):
+        assert (tmp_path / "reports/gan" / name).stat().st_size > 0
+    summary = (tmp_path / "reports/summary.md").read_text()
+    assert "| animegan-landmark |" in summary and "| cartoongan-base |" in summary
+
+
+def test_missing_variant_and_broken_reference_are_one_line_errors(tmp_path, monkeypatch, capsys):
+    _fake_project(tmp_path)
+    code, _, err = _stage(tmp_path, monkeypatch, capsys, "eval_gan.py", "nope-base")
+    assert code == 1 and err.count("\n") == 1 and "models/gan/nope-base" in err
+    code, _, err = _stage(tmp_path, monkeypatch, capsys, "eval_gan.py", "cartoongan-base")
+    assert code == 1 and err.count("\n") == 1 and "eval_gan_reference" in err
+    (tmp_path / "data/gan_eval").mkdir(parents=True)
+    (tmp_path / "data/gan_eval/reference.npz").write_bytes(b"truncated")
+    code, _, err = _stage(tmp_path, monkeypatch, capsys, "eval_gan.py", "cartoongan-base")
+    assert code == 1 and err.count("\n") == 1 and "unreadable" in err
+
+
+def test_too_few_held_out_photos_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    _fake_project(tmp_path, n_test=1)
+    code, _, err = _stage(tmp_path, monkeypatch, capsys, "eval_gan_reference.py")
+    assert code == 1 and err.count("\n") == 1 and "at least 2" in err
