@@ -12,7 +12,7 @@ from face2anime.cli import run_stage
 from face2anime.dan.data import load_anime_data
 from face2anime.dan.evaluate import EvalSettings, evaluate, worst_sheet
 from face2anime.dan.export import load_model
-from face2anime.dan.train import resolve_device
+from face2anime.device import resolve_device
 from face2anime.io import write_image, write_json, write_table
 from face2anime.params import load_params
 from face2anime.viz.sheets import rgb_to_bgr
@@ -29,7 +29,7 @@ def main() -> str:
     settings = EvalSettings.from_params(params)
     if int(params["threads"]) > 0:
         torch.set_num_threads(int(params["threads"]))
-    device = resolve_device(str(params["device"]))
+    device = resolve_device(str(params["device"]), "eval_dan.device")
     data = load_anime_data(CROPS, SPLIT, require=("test",))
     test = data.splits["test"]
     model, config = load_model(MODEL_DIR, device)

@@ -19,8 +19,9 @@ from face2anime.gan.backbone import load_backbone
 from face2anime.gan.models import load_generator
 from face2anime.io import write_json
 from face2anime.metrics.features import embed, load_inception
+from face2anime.device import resolve_device
 from face2anime.metrics.gan_eval import (EvalSettings, dan_points, evaluate_variant, generate, load_photos,
-                                         read_reference, resolve_device)
+                                         read_reference)
 from face2anime.params import load_params, seed_everything
 
 PHOTOS_NPZ = Path("data/photos/crops.npz")
@@ -34,7 +35,7 @@ def main(variant: str) -> str:
     seed = int(p["seed"])
     seed_everything(seed)
     torch.set_num_threads(min(torch.get_num_threads(), int(p["threads"])))
-    device = resolve_device(str(p["device"]))
+    device = resolve_device(str(p["device"]), "eval_gan.device")
     generator = load_generator(Path("models/gan") / variant, device=device)
     refs = read_reference(REFERENCE)
     photos = load_photos(PHOTOS_NPZ, PHOTOS_CSV, str(p["split"]))

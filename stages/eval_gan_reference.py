@@ -17,7 +17,8 @@ from face2anime.dan.inference import FrozenDAN
 from face2anime.gan.backbone import load_backbone
 from face2anime.io import write_arrays
 from face2anime.metrics.features import load_inception
-from face2anime.metrics.gan_eval import dan_points, load_anime, load_photos, reference_features, resolve_device
+from face2anime.device import resolve_device
+from face2anime.metrics.gan_eval import dan_points, load_anime, load_photos, reference_features
 from face2anime.params import load_params, seed_everything
 
 PHOTOS_NPZ = Path("data/photos/crops.npz")
@@ -32,7 +33,7 @@ def main() -> str:
     seed = int(p["seed"])
     seed_everything(seed)
     torch.set_num_threads(min(torch.get_num_threads(), int(p["threads"])))
-    device = resolve_device(str(p["device"]))
+    device = resolve_device(str(p["device"]), "eval_gan.device")
     photos = load_photos(PHOTOS_NPZ, PHOTOS_CSV, str(p["split"]))
     anime = load_anime(STYLE_TEST, int(p["max_anime"]), seed)
     fn = p["feature_net"]

@@ -19,7 +19,8 @@ from face2anime.dan.inference import FrozenDAN
 from face2anime.errors import UserError
 from face2anime.gan.models import load_generator
 from face2anime.io import write_image, write_table, write_text
-from face2anime.metrics.gan_eval import dan_points, generate, load_photos, resolve_device
+from face2anime.device import resolve_device
+from face2anime.metrics.gan_eval import dan_points, generate, load_photos
 from face2anime.params import load_params, seed_everything
 from face2anime.viz.report import comparison_grid, summary_markdown, summary_row, variant_grid
 from face2anime.viz.sheets import rgb_to_bgr
@@ -42,7 +43,7 @@ def main() -> str:
     ev = load_params("eval_gan")
     seed_everything(int(ev["seed"]))
     torch.set_num_threads(min(torch.get_num_threads(), int(ev["threads"])))
-    device = resolve_device(str(ev["device"]))
+    device = resolve_device(str(ev["device"]), "eval_gan.device")
     variants = [str(v) for v in p["variants"]]
     metrics = {}
     for v in variants:

@@ -10,7 +10,8 @@ import torch
 
 from face2anime.cli import run_stage
 from face2anime.dan.data import load_anime_data
-from face2anime.dan.train import TrainSettings, export, resolve_device, train_dan
+from face2anime.dan.train import TrainSettings, export, train_dan
+from face2anime.device import resolve_device
 from face2anime.params import load_params, seed_everything
 
 CROPS = Path("data/anime/crops.npz")
@@ -26,7 +27,7 @@ def main() -> str:
     if int(params["threads"]) > 0:
         torch.set_num_threads(int(params["threads"]))
     seed_everything(settings.seed)
-    device = resolve_device(str(params["device"]))
+    device = resolve_device(str(params["device"]), "dan.device")
     data = load_anime_data(CROPS, SPLIT)
     # Where it runs does not change what is trained: device/threads stay out of the checkpoint fingerprint.
     recipe = {k: v for k, v in params.items() if k not in ("device", "threads")}

@@ -17,7 +17,8 @@ from face2anime.cli import run_stage
 from face2anime.gan.backbone import load_backbone
 from face2anime.gan.data import load_photos, load_style
 from face2anime.gan.models import MODELS
-from face2anime.gan.train import LOSSES, Outputs, TrainConfig, file_digest, pick_device, train_gan
+from face2anime.device import resolve_device
+from face2anime.gan.train import LOSSES, Outputs, TrainConfig, file_digest, train_gan
 from face2anime.params import load_params
 
 PHOTOS_NPZ = Path("data/photos/crops.npz")
@@ -34,7 +35,7 @@ def main(model: str, loss: str) -> str:
     photos = load_photos(PHOTOS_NPZ, PHOTOS_CSV, str(c["photo_split"]), size, int(c["max_photos"]) or None)
     style = load_style(STYLE, size)
     bb = c["backbone"]
-    device = pick_device(str(c.get("device", "auto")))
+    device = resolve_device(str(c.get("device", "auto")), "gan.common.device")
     backbone = load_backbone(str(bb["name"]), str(bb["layer"]), bb.get("weights") or None,
                              bool(bb.get("allow_download", False)), device)
     dan_dir = Path(str(c["dan_dir"])) if c.get("dan_dir") else None

@@ -59,13 +59,6 @@ class TrainSettings:
                    passes=int(p["passes"]), augment=Augment.from_params(p["augment"]), seed=int(p["seed"]))
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"dan.device is {name!r} but no CUDA device is available; use 'auto' or 'cpu'")
-    return torch.device(name)
-
 
 def normalised_error(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
     """(B,) mean point-to-point error divided by the true inter-ocular distance (the DAN loss)."""

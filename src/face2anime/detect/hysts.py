@@ -59,16 +59,6 @@ class HystsConfig:
         return cfg
 
 
-def pick_device(device: str) -> str:
-    """'auto' -> 'cuda' when a GPU is there, else 'cpu'; an explicit cuda without a GPU is a user error."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"detect_anime.device is {device} but no CUDA GPU is available; use auto or cpu")
-    return device
-
 
 def resolve_weights(cfg: HystsConfig) -> tuple[Path, Path]:
     """(face detector file, landmark model file), each through the one asset resolver."""
@@ -88,9 +78,11 @@ def load_detector(cfg: HystsConfig):
     import torch
     from anime_face_detector import LandmarkDetector
 
+    from face2anime.device import resolve_device
+
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = pick_device(cfg.device)
+    device = str(resolve_device(cfg.device, "detect_anime.device"))
     try:
         return LandmarkDetector(landmark_path, face_detector_name=cfg.face_detector,
                                 face_detector_checkpoint_path=detector_path, device=device,

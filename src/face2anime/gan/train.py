@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from face2anime.device import resolve_device
 from face2anime.errors import UserError
 from face2anime.gan import losses as L
 from face2anime.gan.data import PhotoSet, StyleSet, epoch_order, to_uint8
@@ -89,13 +90,6 @@ def fingerprint(cfg: TrainConfig, input_digest: str) -> str:
     blob = json.dumps({"params": cfg.fingerprint_params(), "inputs": input_digest}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"gan.common.device is {name!r} but no CUDA device is available (use 'auto' or 'cpu')")
-    return torch.device(name)
 
 
 class PhotoFeatures:
@@ -188,7 +182,7 @@ def train_gan(cfg: TrainConfig, photos: PhotoSet, style: StyleSet, backbone: nn.
     c, arch = cfg.common, cfg.arch
     seed, bs = int(c["seed"]), int(c["batch_size"])
     epochs, init_epochs = int(c["epochs"]), int(c["init_epochs"])
-    device = pick_device(str(c.get("device", "auto")))
+    device = resolve_device(str(c.get("device", "auto")), "gan.common.device")
     use_amp = bool(c.get("amp", True)) and device.type == "cuda"
     torch.set_num_threads(int(c.get("num_threads", 2)))
     seed_everything(seed)

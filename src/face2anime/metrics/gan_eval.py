@@ -24,14 +24,6 @@ from face2anime.metrics.features import embed, to_tensor, to_uint8
 from face2anime.metrics.landmarks import landmark_report
 
 
-def resolve_device(name: str) -> torch.device:
-    """'auto' = the GPU when there is one, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"eval_gan.device is {name!r} but no CUDA device is available; use 'auto' or 'cpu'")
-    return torch.device(name)
-
 
 # ---------------------------------------------------------------- inputs
 @dataclass(frozen=True)
