@@ -2,7 +2,8 @@
 
 Prints images/s at batch 64 for the paper-size network (width 1.0, both stages), the model's FLOPs per
 image (counted by torch's FlopCounterMode over one forward pass: convolutions and linear layers; the
-heatmap's elementwise distances and the warp are not counted), the achieved GFLOP/s, the GFLOP/s of a large float32 matmul, and their ratio.
+heatmap's elementwise distances and the warp are not counted), the achieved GFLOP/s, the GFLOP/s of a
+large float32 matmul, and their ratio.
 
     .venv/bin/python benchmarks/bench_dan.py [--width 1.0] [--batch 64] [--threads 2] [--repeats 3]
 """
