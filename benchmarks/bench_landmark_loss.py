@@ -70,7 +70,8 @@ def main() -> None:
     D = build_discriminator({"model": args.model, **arch["discriminator"]})
     for p in D.parameters():
         p.requires_grad_(False)
-    backbone = load_backbone(c["backbone"]["name"], c["backbone"]["layer"], c["backbone"].get("weights") or None)
+    backbone = load_backbone(c["backbone"]["name"], c["backbone"]["layer"], c["backbone"]["weights"] or None,
+                             activation=c["backbone"]["activation"])
     dan, dan_name = load_dan()
     land = L.LandmarkLoss(dan, float(lm["wing_w"]), float(lm["wing_eps"]), str(lm["reduction"]))
     opt = torch.optim.Adam(G.parameters(), lr=1e-5)

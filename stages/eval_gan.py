@@ -21,7 +21,7 @@ from face2anime.io import write_json
 from face2anime.metrics.features import embed, load_inception
 from face2anime.device import resolve_device
 from face2anime.metrics.gan_eval import (EvalSettings, dan_points, evaluate_variant, generate, load_photos,
-                                         read_reference)
+                                         read_reference, read_training_summary)
 from face2anime.params import load_params, seed_everything
 
 PHOTOS_NPZ = Path("data/photos/crops.npz")
@@ -56,13 +56,15 @@ def main(variant: str) -> str:
                             copy_distance_below=float(p["copy_distance_below"]), seed=seed, batch_size=batch)
     result = {"variant": variant, **evaluate_variant(
         photos, outputs, out_points, refs["photo_dan_points"], refs, out_pooled, out_maps, out_inception,
-        str(refs["feature_net"]), str(refs["inception_note"]), settings)}
+        str(refs["feature_net"]), str(refs["inception_note"]), settings,
+        training=read_training_summary(Path("models/gan") / variant))}
     write_json(Path("metrics/gan") / f"{variant}.json", result)
     lm, st = result["landmarks"], result["style"]
     flags = [name for name in ("collapse", "copy") if result[name][name]]
     return (f"{variant}: landmark RMSE {lm['output']['rmse_px']:.2f} px (photo {lm['photo_baseline']['rmse_px']:.2f}), "
             f"KID {st['kid']['mean']:.4g} (photo {st['kid_photo_baseline']['mean']:.4g}), "
-            f"spread ratio {_fmt(result['collapse']['spread_ratio'])}, pixel MAE {result['copy']['pixel_mae']:.3f}"
+            f"spread ratio {_fmt(result['collapse']['spread_ratio'])}, pixel MAE {result['copy']['pixel_mae']:.3f}, "
+            f"checkerboard {result['checkerboard']['power']:.2e} (photo {result['checkerboard']['photo_baseline']:.2e})"
             f"{'; FLAGS: ' + ', '.join(flags) if flags else ''}")
 
 

@@ -1,11 +1,13 @@
-"""Stage train_gan@<model>-<loss>: train one of the study's four GAN variants.
+"""Stages init_gan@<model> and train_gan@<model>-<loss>: the study's four GAN variants.
 
-`--model {cartoongan,animegan} --loss {base,landmark}`. Reads params `gan.common`, `gan.<model>` and
+`--model {cartoongan,animegan} --init` runs the reconstruction init once per model (it is the same for
+the base and landmark variants) and writes `models/gan_init/<model>/`. `--model M --loss {base,landmark}`
+starts from that generator and runs the adversarial phase. Reads params `gan.common`, `gan.<model>` and
 `gan.<loss>`; the training photos (photos.csv split == gan.common.photo_split), the style set from
 `prepare_style`, and the frozen DAN (the landmark loss; every variant also logs the DAN's point error on
-its outputs as a monitor). Writes `models/gan/<variant>/` (generator.safetensors + config.json),
-resumable epoch checkpoints in `checkpoints/gan/<variant>/`, dvclive curves in `dvclive/gan/<variant>/`
-and one sample grid per epoch in `reports/gan/<variant>/`.
+its outputs as a monitor). Writes `models/gan/<variant>/` (generator.safetensors, config.json,
+training.json), resumable epoch checkpoints in `checkpoints/gan/<variant>/`, dvclive curves in
+`dvclive/gan/<variant>/` and one sample grid per epoch in `reports/gan/<variant>/`.
 """
 
 from __future__ import annotations
@@ -14,52 +16,75 @@ import argparse
 from pathlib import Path
 
 from face2anime.cli import run_stage
+from face2anime.device import resolve_device
+from face2anime.errors import UserError
 from face2anime.gan.backbone import load_backbone
 from face2anime.gan.data import load_photos, load_style
 from face2anime.gan.models import MODELS
-from face2anime.device import resolve_device
 from face2anime.gan.train import LOSSES, Outputs, TrainConfig, file_digest, train_gan
 from face2anime.params import load_params
 
 PHOTOS_NPZ = Path("data/photos/crops.npz")
 PHOTOS_CSV = Path("data/photos/photos.csv")
 STYLE = Path("data/style/style.npz")
+INIT_ROOT = Path("models/gan_init")
 
 
-def main(model: str, loss: str) -> str:
+def main(model: str, loss: str | None) -> str:
+    """`loss` None = the init run of `model`."""
     gan = load_params("gan")
-    cfg = TrainConfig(model=model, loss=loss, common=gan["common"], arch=gan[model], landmark=gan.get("landmark", {}))
+    for section in ("common", model):
+        if section not in gan:
+            raise UserError(f"params.yaml has no section gan.{section}")
+    init = loss is None
+    cfg = TrainConfig(model=model, loss="base" if init else loss, common=gan["common"], arch=gan[model],
+                      landmark=gan.get("landmark", {}) if loss == "landmark" else {})
     cfg.validate()
     c = cfg.common
     size = int(c["image_size"])
     photos = load_photos(PHOTOS_NPZ, PHOTOS_CSV, str(c["photo_split"]), size, int(c["max_photos"]) or None)
     style = load_style(STYLE, size)
     bb = c["backbone"]
-    device = resolve_device(str(c.get("device", "auto")), "gan.common.device")
-    backbone = load_backbone(str(bb["name"]), str(bb["layer"]), bb.get("weights") or None,
-                             bool(bb.get("allow_download", False)), device)
-    dan_dir = Path(str(c["dan_dir"])) if c.get("dan_dir") else None
-    dan = None
+    device = resolve_device(str(c["device"]), "gan.common.device")
+    backbone = load_backbone(str(bb["name"]), str(bb["layer"]), bb["weights"] or None,
+                             bool(bb["allow_download"]), device, activation=str(bb["activation"]))
     inputs = [PHOTOS_NPZ, PHOTOS_CSV, STYLE]
-    if dan_dir is not None:
+    dan = None
+    if not init and c.get("dan_dir"):
         from face2anime.dan.inference import FrozenDAN
+        dan_dir = Path(str(c["dan_dir"]))
         dan = FrozenDAN.load(dan_dir, device=device)
         inputs.append(dan_dir)
-    variant = cfg.variant
+    init_dir = None if init else INIT_ROOT / model
+    if init_dir is not None:
+        if not (init_dir / "generator.safetensors").exists():
+            raise UserError(f"{init_dir}/generator.safetensors not found: run `dvc repro init_gan@{model}` first")
+        inputs.append(init_dir)
+    variant = f"{model}-init" if init else cfg.variant
     out = Outputs(checkpoint_dir=Path("checkpoints/gan") / variant, live_dir=Path("dvclive/gan") / variant,
-                  samples_dir=Path("reports/gan") / variant, model_dir=Path("models/gan") / variant)
-    result = train_gan(cfg, photos, style, backbone, out, dan=dan, input_digest=file_digest(inputs))
+                  samples_dir=Path("reports/gan") / variant,
+                  model_dir=INIT_ROOT / model if init else Path("models/gan") / variant)
+    result = train_gan(cfg, photos, style, backbone, out, dan=dan, input_digest=file_digest(inputs),
+                       init_dir=init_dir, stop_after_init=init)
     last = result["history"][-1] if result["history"] else {}
     monitor = f", DAN point error on outputs {last['monitor_point_error_px']:.2f} px" \
         if "monitor_point_error_px" in last else ""
     resumed = f" (resumed after epoch {result['resumed_from']})" if result["resumed_from"] else ""
+    t = result["training"]
+    mae = f", init pixel MAE {t['init_pixel_mae']:.3f}" if t["init_pixel_mae"] is not None else ""
+    top = (f", largest G loss share at the adversarial start {t['max_share_start']:.0%}"
+           if t["max_share_start"] is not None else "")
     return (f"{variant}: {result['epochs_run']} epochs on {len(photos)} photos x {len(style)} anime faces "
-            f"on {result['device']}{resumed}; G loss {last.get('g_total', float('nan')):.4g}{monitor}")
+            f"on {result['device']} (autocast {result['amp']}){resumed}; G loss {last.get('g_total', float('nan')):.4g}"
+            f"{mae}{top}{monitor}")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=MODELS, required=True)
-    parser.add_argument("--loss", choices=LOSSES, required=True)
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--loss", choices=LOSSES)
+    group.add_argument("--init", action="store_true", help="the model's reconstruction init (shared by both losses)")
     args = parser.parse_args()
-    run_stage(f"train_gan@{args.model}-{args.loss}", lambda: main(args.model, args.loss))
+    name = f"init_gan@{args.model}" if args.init else f"train_gan@{args.model}-{args.loss}"
+    run_stage(name, lambda: main(args.model, None if args.init else args.loss))

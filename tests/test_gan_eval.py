@@ -22,9 +22,11 @@ def test_mmd2_unbiased_matches_hand_computation():
     expected = 15.5 / 6 + 20 / 6 - 2 * 47 / 9
     assert expected == pytest.approx(-163 / 36)
     assert gan.mmd2_unbiased(x, y) == pytest.approx(expected, abs=1e-12)
-    # Subsets of the full size are permutations of the sets: same value every time, zero spread.
-    k = gan.kid(x, y, subsets=5, subset_size=10, seed=0)
-    assert (k.mean, k.std, k.subset_size, k.subsets) == (pytest.approx(expected), pytest.approx(0.0), 3, 5)
+    # Subsets are capped at half the smaller set, so they differ from draw to draw: a real spread.
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(40, 4)), rng.normal(size=(30, 4)) + 0.5
+    k = gan.kid(a, b, subsets=20, subset_size=100, seed=0)
+    assert k.subset_size == 15 and k.subsets == 20 and k.std > 0
 
 
 def test_kid_is_near_zero_for_same_distribution_and_large_for_shifted():
@@ -38,7 +40,7 @@ def test_kid_is_near_zero_for_same_distribution_and_large_for_shifted():
 
 def test_kid_needs_two_samples():
     with pytest.raises(ValueError):
-        gan.kid(np.zeros((1, 4)), np.zeros((5, 4)), 2, 4, 0)
+        gan.kid(np.zeros((3, 4)), np.zeros((5, 4)), 2, 4, 0)
 
 
 # ---------------------------------------------------------------- collapse and copy
@@ -224,7 +226,9 @@ def test_eval_and_report_stages_on_tiny_fakes(tmp_path, monkeypatch, capsys):
     assert m["photos"] == 4 and m["anime_faces"] == 6
     assert m["landmarks"]["output"]["images"] == 4 and m["landmarks"]["photo_baseline"]["rmse_px"] > 0
     assert m["style"]["inception_kid"] is None and "not computed" in m["style"]["inception_note"]
-    assert "hed-vgg16 conv5_3" in m["style"]["feature_net"] and m["style"]["kid"]["subset_size"] == 4
+    assert "hed-vgg16 conv5_3" in m["style"]["feature_net"] and m["style"]["kid"]["subset_size"] == 2
+    assert m["style"]["kid"]["std"] > 0
+    assert 0.0 <= m["checkerboard"]["power"] <= 1.0 and m["training"] is None
     assert isinstance(m["collapse"]["collapse"], bool) and isinstance(m["copy"]["copy"], bool)
     assert 0.0 <= m["content"]["feature_cosine_distance"] <= 2.0
     # same inputs, same bytes

@@ -1,5 +1,6 @@
 """Generator/discriminator shapes and ranges, and the saved-generator round trip."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -34,3 +35,40 @@ def test_save_and_load_generator(tmp_path):
         load_generator(tmp_path / "missing")
     with pytest.raises(UserError, match="unknown GAN model"):
         build_generator({"model": "cyclegan", "width": 4, "blocks": 1})
+
+
+def _photo(size=112):
+    import cv2
+    from skimage import data
+
+    img = cv2.resize(data.astronaut()[:300, 100:400], (size, size), interpolation=cv2.INTER_AREA)
+    return img, torch.from_numpy(img).permute(2, 0, 1)[None].float() / 127.5 - 1
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_resize_conv_has_no_checkerboard_at_init_and_transposed_conv_has(seed):
+    """At initialisation, resize-conv output carries about as little period-2 power as the photo itself;
+    the paper's transposed convs put several percent of the output's power there."""
+    from face2anime.metrics.gan import checkerboard_power
+
+    img, x = _photo()
+    photo = checkerboard_power(img[None])
+    power = {}
+    for up in ("resize", "transposed"):
+        torch.manual_seed(seed)
+        G = build_generator({"model": "cartoongan", "width": 8, "blocks": 2, "upsample": up}).eval()
+        with torch.no_grad():
+            out = ((G(x).clamp(-1, 1) + 1) * 127.5).round().permute(0, 2, 3, 1).numpy()
+        power[up] = checkerboard_power(out)
+    assert photo < 1e-3 and power["resize"] < 1e-3
+    assert power["transposed"] > 1e-2 > 10 * power["resize"]
+
+
+def test_checkerboard_power_finds_a_period_two_pattern():
+    from face2anime.metrics.gan import checkerboard_power
+
+    img, _ = _photo(32)
+    board = (np.indices((32, 32)).sum(axis=0) % 2)[..., None] * 40.0
+    assert checkerboard_power(img[None]) < 1e-2
+    assert checkerboard_power(img[None] + board) > 0.05
+    assert checkerboard_power(board[None]) == pytest.approx(1.0)

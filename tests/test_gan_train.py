@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from face2anime.dan.inference import FrozenDAN
+from face2anime.errors import UserError
 from face2anime.dan.model import DAN, DANConfig
 from face2anime.gan.backbone import load_backbone
 from face2anime.gan.data import PhotoSet, StyleSet
@@ -25,13 +26,14 @@ def _data():
 
 
 def _common(**kw):
-    c = dict(seed=0, image_size=SIZE, batch_size=3, epochs=3, init_epochs=1, lr_g_init=1e-3, lr_g=8e-4,
-             lr_d=1.6e-3, betas=[0.5, 0.999], monitor_photos=4, samples=3, device="cpu", amp=True, num_threads=2)
+    c = dict(seed=0, image_size=SIZE, batch_size=3, init_batch_size=3, epochs=3, init_epochs=1, lr_g_init=1e-3, lr_g=8e-4,
+             lr_d=1.6e-3, betas=[0.5, 0.999], monitor_photos=4, samples=3, device="cpu", amp=True, num_threads=2,
+             channels_last=True, init_weights={"con": 1.5, "pixel": 10.0})
     c.update(kw)
     return c
 
 
-CARTOON = {"generator": {"width": 4, "blocks": 1}, "discriminator": {"width": 4}, "weights": {"adv": 1.0, "con": 1.5}}
+CARTOON = {"generator": {"width": 4, "blocks": 1, "upsample": "resize"}, "discriminator": {"width": 4}, "weights": {"adv": 1.0, "con": 1.5}}
 ANIME = {"generator": {"width": 4, "blocks": 1, "expansion": 2},
          "discriminator": {"width": 4, "stages": 2, "spectral_norm": True},
          "weights": {"adv": 300.0, "con": 1.5, "gram": 3.0, "color": 10.0},
@@ -113,7 +115,8 @@ def test_train_gan_stage_end_to_end(tmp_path, monkeypatch):
     root = Path(__file__).resolve().parents[1]
     gan = yaml.safe_load((root / "params.yaml").read_text())["gan"]
     gan["common"].update(image_size=SIZE, batch_size=2, epochs=2, init_epochs=1, samples=2, monitor_photos=2,
-                         device="cpu", backbone={"name": "hed-vgg16", "layer": "conv2_2", "weights": None})
+                         device="cpu", backbone={"name": "hed-vgg16", "layer": "conv2_2", "weights": None,
+                                                 "activation": "pre", "allow_download": False})
     gan["cartoongan"] = CARTOON
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"gan": gan}))
     rng = np.random.default_rng(0)
@@ -134,13 +137,61 @@ def test_train_gan_stage_end_to_end(tmp_path, monkeypatch):
     stage = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(stage)
     monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match="init_gan"):            # the adversarial stage needs the init first
+        stage.main("cartoongan", "landmark")
+    init = stage.main("cartoongan", None)
+    assert "cartoongan-init: 1 epochs" in init and "init pixel MAE" in init
+    assert json.loads(Path("models/gan_init/cartoongan/training.json").read_text())["history"][0]["phase"] == "init"
     summary = stage.main("cartoongan", "landmark")
-    assert "2 epochs on 3 photos x 3 anime faces" in summary and "DAN point error" in summary
+    assert "1 epochs on 3 photos x 3 anime faces" in summary and "DAN point error" in summary
+    assert "largest G loss share at the adversarial start" in summary
     v = Path("models/gan/cartoongan-landmark")
     first = (v / "generator.safetensors").read_bytes()
     assert load_generator(v)(torch.zeros(1, 3, SIZE, SIZE)).shape == (1, 3, SIZE, SIZE)
     assert (Path("reports/gan/cartoongan-landmark") / "epoch_002.png").exists()
-    assert json.loads(Path("dvclive/gan/cartoongan-landmark/metrics.json").read_text())["step"] == 1
+    live = json.loads(Path("dvclive/gan/cartoongan-landmark/metrics.json").read_text())
+    assert live["step"] == 1 and {"share_adv", "share_con", "share_landmark"} <= set(live)   # init curve + 1 epoch
     again = stage.main("cartoongan", "landmark")             # e.g. dvc re-runs after models/ was deleted
     assert "0 epochs" in again and "resumed after epoch 2" in again
     assert (v / "generator.safetensors").read_bytes() == first
+
+
+def _photo_set(n=6):
+    """Small real-photo crops (the astronaut, shifted): something a generator can learn to reconstruct."""
+    import cv2
+    from skimage import data
+
+    img = data.astronaut()
+    crops = [cv2.resize(img[20 * i:20 * i + 300, 100 + 10 * i:400 + 10 * i], (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+             for i in range(n)]
+    x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    return PhotoSet(np.array([f"p{i}" for i in range(n)]), x.contiguous(), torch.rand(n, 40, 2) * 60 + 26)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model,arch", [("cartoongan", CARTOON), ("animegan", ANIME)])
+def test_short_init_lowers_pixel_mae_and_shares_are_logged(tmp_path, backbone, model, arch):
+    from face2anime.gan.train import build_model, reconstruction_mae
+
+    photos, (_, style) = _photo_set(), _data()
+    cfg = TrainConfig(model, "base", _common(epochs=7, init_epochs=6, batch_size=3, lr_g_init=3e-3), arch)
+    untrained = reconstruction_mae(build_model(cfg, backbone, None, torch.device("cpu")).G.eval(), photos,
+                                   torch.device("cpu"), 3)
+    out = train_gan(cfg, photos, style, backbone, _outputs(tmp_path), progress=False)
+    t = out["training"]
+    assert t["init_pixel_mae"] < 0.85 * untrained, (t["init_pixel_mae"], untrained)
+    if model == "cartoongan":       # the pixel term is what brings the photo back: content alone gets less far
+        common = _common(epochs=6, init_epochs=6, batch_size=3, lr_g_init=3e-3, init_weights={"con": 1.5, "pixel": 0.0})
+        content_only = train_gan(TrainConfig(model, "base", common, arch), photos, style, backbone,
+                                 _outputs(tmp_path / "content_only"), progress=False)["training"]["init_pixel_mae"]
+        assert t["init_pixel_mae"] < 0.85 * content_only, (t["init_pixel_mae"], content_only)
+    init, gan = out["history"][5], out["history"][-1]
+    assert init["phase"] == "init" and set(k for k in init if k.startswith("share_")) == {"share_con", "share_pixel"}
+    expected = {"adv", "con"} | ({"gram", "color"} if model == "animegan" else set())
+    assert {k[len("share_"):] for k in gan if k.startswith("share_")} == expected
+    assert sum(v for k, v in gan.items() if k.startswith("share_")) == pytest.approx(1.0)
+    assert set(t["loss_shares_start"]) == expected and t["loss_shares_start"] == t["loss_shares_end"]
+    live = json.loads((tmp_path / "live/metrics.json").read_text())
+    assert {f"share_{k}" for k in expected} <= set(live)
+    saved = json.loads((tmp_path / "model/training.json").read_text())
+    assert saved["init_pixel_mae"] == pytest.approx(t["init_pixel_mae"])

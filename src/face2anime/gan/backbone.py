@@ -9,8 +9,10 @@ Two backbones, named in params:
   downloadable offline here, so `assets.resolve` fails with its one-line message unless a local copy
   is given (`weights` param) or downloads are allowed.
 
-Both take RGB in [-1, 1] (the generators' range) and return the ReLU output of the named conv layer,
-e.g. `conv4_3` = relu(conv4_3).
+Both take RGB in [-1, 1] (the generators' range) and return the named conv layer's output, after its
+ReLU (`activation='relu'`, e.g. relu(conv4_3)) or before it (`'pre'`). AnimeGAN's loss weights were tuned
+on pre-activation VGG19 conv4_4 features: the ReLU zeroes most of a deep layer, so relu features give
+~5x smaller content and ~35x smaller gram values, and the study's weights then leave the style term off.
 """
 
 from __future__ import annotations
@@ -40,16 +42,21 @@ def layer_names(name: str) -> list[str]:
     return [f"conv{b + 1}_{i + 1}" for b, block in enumerate(VGG_BLOCKS[name]) for i in range(len(block))]
 
 
-class VGGFeatures(nn.Module):
-    """VGG convs up to `layer` (inclusive, with its ReLU), input normalisation built in, all weights frozen."""
+ACTIVATIONS = ("relu", "pre")
 
-    def __init__(self, name: str, layer: str):
+
+class VGGFeatures(nn.Module):
+    """VGG convs up to `layer` (inclusive; its ReLU only for activation 'relu'), input normalisation built in."""
+
+    def __init__(self, name: str, layer: str, activation: str = "relu"):
         super().__init__()
+        if activation not in ACTIVATIONS:
+            raise UserError(f"unknown backbone activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
         if name not in VGG_BLOCKS:
             raise UserError(f"unknown backbone {name!r}; choose one of {', '.join(VGG_BLOCKS)}")
         if layer not in layer_names(name):
             raise UserError(f"backbone {name} has no layer {layer!r}; choose one of {', '.join(layer_names(name))}")
-        self.name, self.layer = name, layer
+        self.name, self.layer, self.activation = name, layer, activation
         modules: list[nn.Module] = []
         self.conv_index: dict[str, int] = {}   # layer name -> index in self.features
         cin = 3
@@ -64,6 +71,8 @@ class VGGFeatures(nn.Module):
                     break
             if layer in self.conv_index:
                 break
+        if activation == "pre":
+            modules.pop()                    # the named layer's ReLU
         self.features = nn.Sequential(*modules)
         self.out_channels = cin
         if name == "hed-vgg16":
@@ -120,9 +129,10 @@ def _torchvision_kernels(path: Path, name: str) -> dict[str, tuple[np.ndarray, n
 
 
 def load_backbone(name: str = "hed-vgg16", layer: str = "conv4_3", weights: str | Path | None = None,
-                  allow_download: bool = False, device: str | torch.device = "cpu") -> VGGFeatures:
+                  allow_download: bool = False, device: str | torch.device = "cpu",
+                  activation: str = "relu") -> VGGFeatures:
     """Frozen, eval-mode VGG features up to `layer`; weights found through `assets.resolve`."""
-    model = VGGFeatures(name, layer)
+    model = VGGFeatures(name, layer, activation)
     path = assets.resolve(ASSET_NAMES[name], local_path=weights, allow_download=allow_download,
                           param_hint="gan.common.backbone.weights")
     kernels = _hed_h5_kernels(path) if name == "hed-vgg16" else _torchvision_kernels(path, name)

@@ -41,19 +41,36 @@ class ResBlock(nn.Module):
         return x + self.body(x)
 
 
-class CartoonGenerator(nn.Module):
-    """conv7x7 -> 2 x (stride-2 conv, conv) -> N residual blocks -> 2 x (transposed conv, conv) -> conv7x7 + tanh."""
+class Upsample2(nn.Module):
+    """Bilinear x2 resize (resize-conv avoids the checkerboard of transposed convs)."""
 
-    def __init__(self, width: int = 64, blocks: int = 8):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+
+
+UPSAMPLING = ("resize", "transposed")
+
+
+class CartoonGenerator(nn.Module):
+    """conv7x7 -> 2 x (stride-2 conv, conv) -> N residual blocks -> 2 x (up x2, conv) -> conv7x7 + tanh.
+
+    `upsample='transposed'` is the paper's stride-2 transposed conv, which puts a period-2 checkerboard
+    into the output from the first step (uneven kernel overlap); 'resize' (bilinear x2, then a conv) does not.
+    """
+
+    def __init__(self, width: int, blocks: int, upsample: str):
         super().__init__()
+        if upsample not in UPSAMPLING:
+            raise UserError(f"unknown upsampling {upsample!r}; choose one of {', '.join(UPSAMPLING)}")
         w = width
         layers: list[nn.Module] = [_conv(3, w, 7), _norm(w), nn.ReLU(inplace=True)]
         for cin, cout in ((w, 2 * w), (2 * w, 4 * w)):
             layers += [_conv(cin, cout, 3, stride=2), _conv(cout, cout, 3), _norm(cout), nn.ReLU(inplace=True)]
         layers += [ResBlock(4 * w) for _ in range(blocks)]
         for cin, cout in ((4 * w, 2 * w), (2 * w, w)):
-            layers += [nn.ConvTranspose2d(cin, cout, 3, stride=2, padding=1, output_padding=1),
-                       _conv(cout, cout, 3), _norm(cout), nn.ReLU(inplace=True)]
+            up = ([nn.ConvTranspose2d(cin, cout, 3, stride=2, padding=1, output_padding=1)] if upsample == "transposed"
+                  else [Upsample2(), _conv(cin, cout, 3)])
+            layers += up + [_conv(cout, cout, 3), _norm(cout), nn.ReLU(inplace=True)]
         layers += [_conv(w, 3, 7), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
@@ -99,13 +116,6 @@ class InvertedResidual(nn.Module):
         return x + self.body(x)
 
 
-class Upsample2(nn.Module):
-    """Bilinear x2 resize (resize-conv avoids the checkerboard of transposed convs)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
-
-
 class AnimeGenerator(nn.Module):
     """stem -> 2 x down (stride-2 conv, conv) -> N inverted-residual blocks -> 2 x (resize, conv, conv) -> 1x1 + tanh."""
 
@@ -147,10 +157,13 @@ class AnimeDiscriminator(nn.Module):
 
 # ------------------------------------------------------------------------------------------ factory + IO
 def build_generator(cfg: dict) -> nn.Module:
-    """cfg = {'model': 'cartoongan'|'animegan', 'width', 'blocks'[, 'expansion']}."""
+    """cfg = {'model': 'cartoongan'|'animegan', 'width', 'blocks', 'upsample' | 'expansion'}.
+
+    A saved CartoonGAN config without 'upsample' predates the option and used transposed convs.
+    """
     model = cfg["model"]
     if model == "cartoongan":
-        return CartoonGenerator(int(cfg["width"]), int(cfg["blocks"]))
+        return CartoonGenerator(int(cfg["width"]), int(cfg["blocks"]), str(cfg.get("upsample", "transposed")))
     if model == "animegan":
         return AnimeGenerator(int(cfg["width"]), int(cfg["blocks"]), int(cfg.get("expansion", 2)))
     raise UserError(f"unknown GAN model {model!r}; choose one of {', '.join(MODELS)}")
@@ -166,8 +179,9 @@ def build_discriminator(cfg: dict) -> nn.Module:
     raise UserError(f"unknown GAN model {model!r}; choose one of {', '.join(MODELS)}")
 
 
-def save_generator(model_dir: Path | str, generator: nn.Module, config: dict) -> None:
-    """Write the folder atomically: `generator.safetensors` + `config.json` (`config['generator']` = build cfg)."""
+def save_generator(model_dir: Path | str, generator: nn.Module, config: dict, extra: dict | None = None) -> None:
+    """Write the folder atomically: `generator.safetensors` + `config.json` (`config['generator']` = build cfg)
+    + one JSON file per `extra` item (file name -> object)."""
     from safetensors.torch import save_file
 
     from face2anime.io import atomic_path
@@ -177,6 +191,8 @@ def save_generator(model_dir: Path | str, generator: nn.Module, config: dict) ->
         tmp.mkdir(parents=True, exist_ok=True)
         save_file(state, str(tmp / "generator.safetensors"))
         (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        for name, obj in (extra or {}).items():
+            (tmp / name).write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def load_generator(model_dir: Path | str, device: str | torch.device = "cpu") -> nn.Module:

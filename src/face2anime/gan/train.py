@@ -1,14 +1,16 @@
-"""GAN training loop shared by CartoonGAN and AnimeGAN, with or without the landmark loss.
+"""The generic GAN training loop: data, phases, resume, logging, samples. The losses and the update
+order belong to the models (`gan/objectives.py`).
 
 One epoch = one pass over the training photos in seeded random order. The first `init_epochs` train
-the generator on the content loss alone (the study's initialisation); after that each step updates
-D once and then G once. Every epoch ends with a checkpoint (resumable; invalidated by a fingerprint of
-params + inputs), dvclive metrics, and a sample grid.
+the generator to reconstruct the photo (the study's initialisation, plus a pixel term); after that each
+step updates D once and then G once. Every epoch ends with a checkpoint (resumable; invalidated by a
+fingerprint of params + inputs), dvclive metrics (every weighted G term and its share of the G loss),
+and a sample grid. `training.json` beside the generator records the init's reconstruction error and the
+loss shares at the start and end of the adversarial phase.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import shutil
@@ -21,18 +23,21 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from face2anime.device import resolve_device
+from face2anime.device import autocast_dtype, resolve_device
 from face2anime.errors import UserError
 from face2anime.gan import losses as L
 from face2anime.gan.data import PhotoSet, StyleSet, epoch_order, to_uint8
-from face2anime.gan.models import MODELS, build_discriminator, build_generator, save_generator
+from face2anime.gan.models import MODELS, save_generator
+from face2anime.gan.objectives import MODEL_CLASSES, Batch, GANModel
 from face2anime.io import atomic_path, write_image
 from face2anime.params import seed_everything
 
 LOSSES = ("base", "landmark")
 # Params that may change without invalidating a checkpoint: they do not alter what an epoch computes
 # (more `epochs` continue the same run; the device only changes where it runs).
-RESUMABLE_KEYS = ("epochs", "device", "amp", "num_threads", "samples")
+RESUMABLE_KEYS = ("epochs", "device", "num_threads", "samples")
+REQUIRED_COMMON = ("seed", "batch_size", "init_batch_size", "epochs", "init_epochs", "lr_g_init", "lr_g", "lr_d", "betas",
+                   "init_weights", "amp", "channels_last", "image_size")
 
 
 @dataclass
@@ -53,8 +58,15 @@ class TrainConfig:
         if self.loss not in LOSSES:
             raise UserError(f"unknown GAN loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
         c = self.common
-        if int(c["init_epochs"]) < 0 or int(c["epochs"]) < 1 or int(c["batch_size"]) < 1:
-            raise UserError("gan.common: need epochs >= 1, init_epochs >= 0, batch_size >= 1")
+        missing = [k for k in REQUIRED_COMMON if k not in c]
+        if missing:
+            raise UserError(f"gan.common lacks {', '.join(missing)} (see params.yaml)")
+        if c["channels_last"] not in ("auto", True, False):
+            raise UserError(f"gan.common.channels_last is {c['channels_last']!r}; use auto, true or false")
+        if set(c["init_weights"]) != {"con", "pixel"}:
+            raise UserError("gan.common.init_weights needs exactly the keys con and pixel")
+        if int(c["init_epochs"]) < 0 or int(c["epochs"]) < 1 or int(c["batch_size"]) < 1 or int(c["init_batch_size"]) < 1:
+            raise UserError("gan.common: need epochs >= 1, init_epochs >= 0, batch_size >= 1, init_batch_size >= 1")
         if self.loss == "landmark" and self.landmark.get("reduction", "mean") not in L.REDUCTIONS:
             raise UserError(f"gan.landmark.reduction must be one of {L.REDUCTIONS}")
 
@@ -87,38 +99,44 @@ def file_digest(paths: list[Path]) -> str:
 
 
 def fingerprint(cfg: TrainConfig, input_digest: str) -> str:
-    blob = json.dumps({"params": cfg.fingerprint_params(), "inputs": input_digest}, sort_keys=True)
+    """Checkpoints resume only a run with the same params, inputs and CPU math mode (portable/native)."""
+    from face2anime import CPU_MATH
+
+    blob = json.dumps({"params": cfg.fingerprint_params(), "inputs": input_digest, "cpu_math": CPU_MATH},
+                      sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 
-class PhotoFeatures:
-    """Backbone features of the (fixed) training photos: computed once, not at every step, when they fit."""
+class ConstantFeatures:
+    """Backbone features of images that never change (training photos, grayscale anime): computed once,
+    when a batch first needs them, under the same autocast as the training step, and kept (when all fit
+    in `cache_limit_bytes`; else recomputed per batch). They are always computed in the same fixed chunks
+    of images, whatever the order of first use, so a resumed run gets the same bytes as an uninterrupted one."""
 
-    def __init__(self, backbone: nn.Module, photos: torch.Tensor, device: torch.device, batch: int,
-                 cache_limit_bytes: int = 1 << 30):
-        self.backbone, self.photos, self.device = backbone, photos, device
-        self.cache: torch.Tensor | None = None
-        with torch.no_grad():
-            probe = backbone(photos[:1].to(device))
-        if probe.numel() * probe.element_size() * len(photos) <= cache_limit_bytes:
-            with torch.no_grad():
-                self.cache = torch.cat([backbone(photos[i:i + batch].to(device)) for i in range(0, len(photos), batch)])
+    CHUNK = 8
+
+    def __init__(self, model: GANModel, images: torch.Tensor, cache_limit_bytes: int = 1 << 30):
+        self.model, self.images = model, images
+        probe = self._features(images[:1])
+        fits = probe.numel() * probe.element_size() * len(images) <= cache_limit_bytes
+        self.cache = probe.new_empty((len(images), *probe.shape[1:])) if fits else None
+        self.done = torch.zeros((len(images) + self.CHUNK - 1) // self.CHUNK, dtype=torch.bool)
+
+    @torch.no_grad()
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        with self.model.autocast():
+            return self.model.backbone(self.model.prepare(x))
 
     def __call__(self, idx: torch.Tensor) -> torch.Tensor:
-        if self.cache is not None:
-            return self.cache[idx.to(self.cache.device)]
-        with torch.no_grad():
-            return self.backbone(self.photos[idx].to(self.device))
-
-
-def _adam(params, lr: float, betas) -> torch.optim.Adam:
-    return torch.optim.Adam(params, lr=lr, betas=(float(betas[0]), float(betas[1])))
-
-
-def _set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
-    for g in opt.param_groups:
-        g["lr"] = lr
+        if self.cache is None:
+            return self._features(self.images[idx])
+        for chunk in (idx // self.CHUNK).unique().tolist():
+            if not self.done[chunk]:
+                rows = slice(chunk * self.CHUNK, (chunk + 1) * self.CHUNK)
+                self.cache[rows] = self._features(self.images[rows])
+                self.done[chunk] = True
+        return self.cache[idx.to(self.cache.device)]
 
 
 def _state_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
@@ -158,6 +176,22 @@ def load_checkpoint(path: Path, fp: str, G: nn.Module, D: nn.Module, opt_g, opt_
     return int(state["epoch"]), list(state.get("history", []))
 
 
+@torch.no_grad()
+def reconstruction_mae(G: nn.Module, photos: PhotoSet, device: torch.device, batch: int) -> float:
+    """Mean |G(p) - p| over the photos, in [0, 1] pixel units (G in eval mode, float32)."""
+    total = 0.0
+    for i in range(0, len(photos), batch):
+        x = photos.images[i:i + batch].to(device)
+        total += float((G(x).float() - x).abs().mean(dim=(1, 2, 3)).sum()) / 2.0
+    return total / len(photos)
+
+
+def loss_shares(terms: dict[str, float]) -> dict[str, float]:
+    """Each weighted G term's share of their sum (all terms are non-negative losses)."""
+    total = sum(terms.values())
+    return {k: (v / total if total > 0 else 0.0) for k, v in terms.items()}
+
+
 def sample_grid(G: nn.Module, photos: PhotoSet, n: int, device: torch.device,
                 land: L.LandmarkLoss | None = None) -> np.ndarray:
     """RGB sheet: photos on top, generated images below (with the DAN's points when a DAN is given)."""
@@ -175,43 +209,117 @@ def sample_grid(G: nn.Module, photos: PhotoSet, n: int, device: torch.device,
     return contact_sheet(top + bottom, ncols=n)
 
 
+
+def build_model(cfg: TrainConfig, backbone: nn.Module, dan: nn.Module | None, device: torch.device) -> GANModel:
+    """The variant's model (fresh weights from the seed), with the landmark term when the variant has it."""
+    c = cfg.common
+    seed_everything(int(c["seed"]))
+    land = None
+    if dan is not None:                      # also the point-error monitor of the base variants
+        lm = cfg.landmark if cfg.loss == "landmark" else {"wing_w": 5.0, "wing_eps": 2.0, "reduction": "mean"}
+        land = L.LandmarkLoss(dan.to(device), float(lm["wing_w"]), float(lm["wing_eps"]), str(lm["reduction"]))
+    weight = float(cfg.landmark["weight"]) if cfg.loss == "landmark" else 0.0
+    amp = autocast_dtype(device, bool(c["amp"]))
+    channels_last = amp is not None if c["channels_last"] == "auto" else bool(c["channels_last"])
+    return MODEL_CLASSES[cfg.model](cfg.arch, c, backbone, land, weight, device, amp, channels_last)
+
+
+class EpochLog:
+    """Per-epoch sums of the weighted G terms, raw terms and D loss; shares come from the weighted sums."""
+
+    def __init__(self):
+        self.weighted: dict[str, float] = {}
+        self.raw: dict[str, float] = {}
+        self.d_loss, self.n = 0.0, 0
+
+    def add(self, result, batch_size: int) -> None:
+        for k, v in result.g_terms.items():
+            self.weighted[k] = self.weighted.get(k, 0.0) + float(v.detach()) * batch_size
+        for k, v in result.g_raw.items():
+            self.raw[k] = self.raw.get(k, 0.0) + float(v.detach()) * batch_size
+        if result.d_loss is not None:
+            self.d_loss += float(result.d_loss.detach()) * batch_size
+        self.n += batch_size
+
+    def record(self, phase: str) -> dict[str, float]:
+        rec: dict[str, Any] = {f"g_{k}": v / self.n for k, v in self.raw.items()}
+        rec["g_total"] = sum(self.weighted.values()) / self.n
+        rec.update({f"share_{k}": v for k, v in loss_shares(self.weighted).items()})
+        if phase == "gan":
+            rec["d_loss"] = self.d_loss / self.n
+        return rec
+
+
+def _log_record(live, record: dict) -> None:
+    for key, v in record.items():
+        if isinstance(v, float):
+            live.log_metric(key, v)
+    live.next_step()
+
+
+def training_summary(history: list[dict], init_epochs: int) -> dict[str, Any]:
+    """What `training.json` records: the init's reconstruction error and the G loss shares at the start and
+    end of the adversarial phase (its first and last epoch's means)."""
+    gan = [h for h in history if h["phase"] == "gan"]
+    shares = lambda h: {k[len("share_"):]: v for k, v in h.items() if k.startswith("share_")}  # noqa: E731
+    init = [h for h in history if "init_pixel_mae" in h]
+    return {"init_epochs": init_epochs, "adversarial_epochs": len(gan),
+            "init_pixel_mae": init[-1]["init_pixel_mae"] if init else None,
+            "loss_shares_start": shares(gan[0]) if gan else None,
+            "loss_shares_end": shares(gan[-1]) if gan else None,
+            "max_share_start": max(shares(gan[0]).values()) if gan else None}
+
+
+def load_init(model: GANModel, init_dir: Path) -> list[dict]:
+    """Load the generator an init run wrote (`init_gan` stage) into `model.G`; returns the init's history."""
+    from safetensors.torch import load_file
+
+    weights, summary = Path(init_dir) / "generator.safetensors", Path(init_dir) / "training.json"
+    for f in (weights, summary):
+        if not f.exists():
+            raise UserError(f"{f} not found: run `dvc repro init_gan` first")
+    try:
+        model.G.load_state_dict(load_file(str(weights), device=str(model.device)))
+        history = json.loads(summary.read_text())["history"]
+    except (OSError, ValueError, KeyError, RuntimeError) as err:
+        raise UserError(f"{init_dir} does not hold an init generator of this model ({str(err).splitlines()[0]}): "
+                        f"re-run `dvc repro init_gan`") from None
+    return history
+
+
 def train_gan(cfg: TrainConfig, photos: PhotoSet, style: StyleSet, backbone: nn.Module, out: Outputs,
-              dan: nn.Module | None = None, input_digest: str = "", progress: bool = True) -> dict[str, Any]:
-    """Train (or resume) one variant; write the final generator to `out.model_dir`. Returns a summary dict."""
+              dan: nn.Module | None = None, input_digest: str = "", progress: bool = True,
+              init_dir: Path | None = None, stop_after_init: bool = False) -> dict[str, Any]:
+    """Train (or resume) one variant; write the final generator to `out.model_dir`. Returns a summary dict.
+
+    The init phase (reconstruction) is the same for a model's base and landmark variants, so the pipeline
+    runs it once (`stop_after_init`, stage `init_gan@<model>`) and both variants start from it (`init_dir`):
+    their adversarial phase then begins at epoch `init_epochs` with a fresh G optimizer, as AnimeGAN's own
+    code keeps a separate optimizer for its init.
+    """
     cfg.validate()
-    c, arch = cfg.common, cfg.arch
+    c = cfg.common
     seed, bs = int(c["seed"]), int(c["batch_size"])
     epochs, init_epochs = int(c["epochs"]), int(c["init_epochs"])
-    device = resolve_device(str(c.get("device", "auto")), "gan.common.device")
-    use_amp = bool(c.get("amp", True)) and device.type == "cuda"
-    torch.set_num_threads(int(c.get("num_threads", 2)))
-    seed_everything(seed)
+    if stop_after_init:
+        epochs = init_epochs
+    if init_dir is not None and epochs <= init_epochs:
+        raise UserError(f"gan.common: epochs ({epochs}) must exceed init_epochs ({init_epochs})")
+    device = resolve_device(str(c["device"]), "gan.common.device")
+    torch.set_num_threads(int(c["num_threads"]))
     if cfg.loss == "landmark" and dan is None:
         raise UserError("the landmark variant needs the DAN (gan.common.dan_dir)")
-
-    G = build_generator({"model": cfg.model, **arch["generator"]}).to(device)
-    D = build_discriminator({"model": cfg.model, **arch["discriminator"]}).to(device)
-    opt_g = _adam(G.parameters(), float(c["lr_g_init"]), c["betas"])
-    opt_d = _adam(D.parameters(), float(c["lr_d"]), c["betas"])
     backbone = backbone.to(device).eval()
-    land = None
-    if dan is not None:
-        lm = cfg.landmark if cfg.loss == "landmark" else {}
-        land = L.LandmarkLoss(dan.to(device), float(lm.get("wing_w", 5.0)), float(lm.get("wing_eps", 2.0)),
-                              str(lm.get("reduction", "mean")))
-    w = {k: float(v) for k, v in arch["weights"].items()}
-    w_land = float(cfg.landmark["weight"]) if cfg.loss == "landmark" else 0.0
 
     fp = fingerprint(cfg, input_digest)
-    resumed = load_checkpoint(out.checkpoint_dir, fp, G, D, opt_g, opt_d, device)
+    model = build_model(cfg, backbone, dan, device)
+    resumed = load_checkpoint(out.checkpoint_dir, fp, model.G, model.D, model.opt_g, model.opt_d, device)
     if resumed and resumed[0] + 1 > epochs:   # the checkpoint is past the requested run: start over
-        seed_everything(seed)
-        G = build_generator({"model": cfg.model, **arch["generator"]}).to(device)
-        D = build_discriminator({"model": cfg.model, **arch["discriminator"]}).to(device)
-        opt_g = _adam(G.parameters(), float(c["lr_g_init"]), c["betas"])
-        opt_d = _adam(D.parameters(), float(c["lr_d"]), c["betas"])
-        resumed = None
+        model, resumed = build_model(cfg, backbone, dan, device), None
     start, history = (resumed[0] + 1, resumed[1]) if resumed else (0, [])
+    if not resumed and init_dir is not None:
+        history = load_init(model, init_dir)
+        start = init_epochs
     if not resumed:                        # fresh run: drop stale checkpoints, curves and samples
         for d in (out.checkpoint_dir, out.live_dir, out.samples_dir):
             if d is not None:
@@ -222,115 +330,72 @@ def train_gan(cfg: TrainConfig, photos: PhotoSet, style: StyleSet, backbone: nn.
     if out.live_dir is not None:
         from dvclive import Live
         live = Live(str(out.live_dir), dvcyaml=None, save_dvc_exp=False, resume=bool(resumed), report=None)
+        if not resumed:                    # the init's curves first, so each variant's plot shows both phases
+            for record in history:
+                _log_record(live, record)
 
-    feats = PhotoFeatures(backbone, photos.images, device, bs)
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_amp else contextlib.nullcontext
+    photo_feats = ConstantFeatures(model, photos.images)
+    needs_gray = model.uses_gray_features and max(start, init_epochs) < epochs
+    gray_feats = ConstantFeatures(model, style.gray) if needs_gray else None
     n = len(photos)
-    monitor_n = min(int(c.get("monitor_photos", 16)), n)
+    monitor_n = min(int(c["monitor_photos"]), n)
 
     for epoch in range(start, epochs):
-        init = epoch < init_epochs
-        _set_lr(opt_g, float(c["lr_g_init"] if init else c["lr_g"]))
-        G.train()
-        D.train()
+        phase = "init" if epoch < init_epochs else "gan"
+        bs = int(c["init_batch_size"] if phase == "init" else c["batch_size"])
+        model.set_phase(phase)
+        model.G.train()
+        model.D.train()
         order = epoch_order(n, seed, epoch)
         style_order = epoch_order(len(style), seed, epoch, stream=1)
-        sums: dict[str, float] = {}
-        steps = range(0, n, bs)
-        bar = tqdm(steps, desc=f"{cfg.variant} epoch {epoch + 1}/{epochs}{' (init)' if init else ''}",
+        log = EpochLog()
+        bar = tqdm(range(0, n, bs), desc=f"{cfg.variant} epoch {epoch + 1}/{epochs}{' (init)' if phase == 'init' else ''}",
                    disable=not progress, leave=False)
         for k, s in enumerate(bar):
             idx = order[s:s + bs]
-            x = photos.images[idx].to(device)
-            logs: dict[str, torch.Tensor] = {}
-            if init:
-                with autocast():
-                    fake = G(x)
-                    con = L.content_loss(backbone(fake).float(), feats(idx).float())
-                loss_g = w["con"] * con
-                logs["g_content"] = con
-            else:
+            batch = Batch(photo=model.prepare(photos.images[idx]), photo_feat=photo_feats(idx),
+                          points=photos.points[idx].to(device))
+            if phase == "gan":
                 sidx = style_order[(torch.arange(len(idx)) + k * bs) % len(style)]
-                anime = style.color[sidx].to(device)
-                # CartoonGAN: edge-smoothed colour anime is fake; AnimeGAN: its grayscale version is.
-                smooth = style.smoothed[sidx] if cfg.model == "cartoongan" else _gray3(style.smoothed[sidx])
-                smooth = smooth.to(device)
-                # ---- D step
-                with autocast():
-                    fake = G(x)
-                    d_real, d_fake, d_smooth = D(anime), D(fake.detach()), D(smooth)
-                    if cfg.model == "cartoongan":
-                        loss_d = L.bce_d_loss(d_real.float(), d_fake.float(), d_smooth.float())
-                    else:
-                        gray = style.gray[sidx].to(device)
-                        loss_d = L.lsgan_d_loss(d_real.float(), d_fake.float(), D(gray).float(), d_smooth.float(),
-                                                arch.get("d_weights"))
-                opt_d.zero_grad(set_to_none=True)
-                loss_d.backward()
-                opt_d.step()
-                logs["d_loss"] = loss_d
-                # ---- G step (D frozen: no wasted weight gradients for it)
-                D.requires_grad_(False)
-                with autocast():
-                    d_fake = D(fake).float()
-                    feat_fake = backbone(fake).float()
-                    con = L.content_loss(feat_fake, feats(idx).float())
-                    adv = L.bce_g_loss(d_fake) if cfg.model == "cartoongan" else L.lsgan_g_loss(d_fake)
-                    loss_g = w["adv"] * adv + w["con"] * con
-                    logs.update(g_adv=adv, g_content=con)
-                    if cfg.model == "animegan":
-                        with torch.no_grad():
-                            feat_gray = backbone(style.gray[sidx].to(device)).float()
-                        gra = L.gram_loss(feat_fake, feat_gray)
-                        col = L.color_loss(fake.float(), x.float())
-                        loss_g = loss_g + w["gram"] * gra + w["color"] * col
-                        logs.update(g_gram=gra, g_color=col)
-                if w_land > 0:
-                    lnd = land(fake.float(), photos.points[idx].to(device))
-                    loss_g = loss_g + w_land * lnd
-                    logs["g_landmark"] = lnd
-                D.requires_grad_(True)
-            if not torch.isfinite(loss_g.detach()):
-                bad = {name: round(float(v.detach()), 4) for name, v in logs.items()}
-                raise UserError(f"{cfg.variant}: non-finite generator loss at epoch {epoch + 1}, step {k + 1} "
-                                f"({bad}); lower the learning rates or loss weights")
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
-            logs["g_total"] = loss_g
-            for key, v in logs.items():
-                sums[key] = sums.get(key, 0.0) + float(v.detach()) * len(idx)
-            bar.set_postfix({k: f"{v / min(n, s + len(idx)):.3g}" for k, v in sums.items() if k in ("g_total", "d_loss")})
-        record = {key: v / n for key, v in sums.items()}
+                batch.anime = model.prepare(style.color[sidx])
+                batch.anime_smooth = model.prepare(style.smoothed[sidx])
+                batch.anime_gray = model.prepare(style.gray[sidx])
+                batch.anime_gray_feat = gray_feats(sidx) if gray_feats is not None else None
+            try:
+                result = model.step(batch, phase)
+            except FloatingPointError as err:
+                raise UserError(f"{cfg.variant}: {err} at epoch {epoch + 1}, step {k + 1}; lower the learning "
+                                f"rates or loss weights") from None
+            log.add(result, len(idx))
+            bar.set_postfix(g=f"{sum(log.weighted.values()) / log.n:.3g}")
+        record = log.record(phase)
         record["epoch"] = epoch + 1
-        record["phase"] = "init" if init else "gan"
-        G.eval()
-        if land is not None:
+        record["phase"] = phase
+        model.G.eval()
+        if epoch + 1 == init_epochs:
+            record["init_pixel_mae"] = reconstruction_mae(model.G, photos, device, bs)
+        if model.landmark is not None:
             with torch.no_grad():
-                pts = land.points(G(photos.images[:monitor_n].to(device))).float().cpu()
+                pts = model.landmark.points(model.G(photos.images[:monitor_n].to(device))).float().cpu()
             record["monitor_point_error_px"] = float((pts - photos.points[:monitor_n]).norm(dim=-1).mean())
         history.append(record)
         if live is not None:
-            for key, v in record.items():
-                if isinstance(v, float):
-                    live.log_metric(key, v)
-            live.next_step()
+            _log_record(live, record)
         if out.samples_dir is not None:
-            sheet = sample_grid(G, photos, int(c.get("samples", 6)), device, land)
+            sheet = sample_grid(model.G, photos, int(c["samples"]), device, model.landmark)
             write_image(out.samples_dir / f"epoch_{epoch + 1:03d}.png", sheet[..., ::-1].copy())
-        save_checkpoint(out.checkpoint_dir, epoch, fp, G, D, opt_g, opt_d, history)
+        save_checkpoint(out.checkpoint_dir, epoch, fp, model.G, model.D, model.opt_g, model.opt_d, history)
 
     if live is not None:
         live.end()
-    G.eval()
-    config = {"generator": {"model": cfg.model, **arch["generator"]}, "variant": cfg.variant,
+    model.G.eval()
+    variant = f"{cfg.model}-init" if stop_after_init else cfg.variant
+    config = {"generator": {"model": cfg.model, **cfg.arch["generator"]}, "variant": variant,
               "image_size": int(c["image_size"]), "epochs": epochs, "init_epochs": init_epochs,
               "fingerprint": fp, "input_range": [-1, 1], "channels": "RGB"}
-    save_generator(out.model_dir, G, config)
-    return {"variant": cfg.variant, "epochs_run": epochs - start, "resumed_from": start if resumed else 0,
-            "history": history, "fingerprint": fp, "device": str(device)}
-
-
-def _gray3(x: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) RGB in [-1, 1] -> the same image as 3-channel grayscale (ITU-R 601), in [-1, 1]."""
-    return (L.luma(x) * 2.0 - 1.0).expand(-1, 3, -1, -1)
+    summary = training_summary(history, init_epochs)
+    extra = {"training.json": {**summary, "history": history} if stop_after_init else summary}
+    save_generator(out.model_dir, model.G, config, extra=extra)
+    return {"variant": variant, "epochs_run": epochs - start, "resumed_from": start if resumed else 0,
+            "history": history, "fingerprint": fp, "device": str(device), "training": summary,
+            "amp": str(model.amp_dtype).replace("torch.", "") if model.amp_dtype else "off"}

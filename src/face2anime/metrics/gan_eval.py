@@ -101,6 +101,19 @@ def reference_features(photos: HeldOutPhotos, anime: np.ndarray, net: nn.Module,
     return out
 
 
+def read_training_summary(model_dir: Path | str) -> dict[str, Any] | None:
+    """`training.json` written beside the generator (init reconstruction error, G loss shares); None if absent."""
+    import json
+
+    path = Path(model_dir) / "training.json"
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError as err:
+        raise UserError(f"{path} is not valid JSON ({err}): re-run its train_gan stage") from None
+
+
 def read_reference(path: Path | str) -> dict[str, np.ndarray]:
     """The shared reference features, with a one-line error when missing or unreadable."""
     if not Path(path).exists():
@@ -144,7 +157,7 @@ def _landmarks(pred: np.ndarray, true: np.ndarray, outlier_px: float) -> dict[st
 def evaluate_variant(photos: HeldOutPhotos, outputs: np.ndarray, out_points: np.ndarray, photo_points: np.ndarray,
                      refs: dict[str, np.ndarray], out_pooled: np.ndarray, out_maps: np.ndarray,
                      out_inception: np.ndarray | None, feature_net: str, inception_note: str,
-                     s: EvalSettings) -> dict[str, Any]:
+                     s: EvalSettings, training: dict[str, Any] | None = None) -> dict[str, Any]:
     """All numbers for one generator, JSON-ready (see docs/pipeline.md for the layout)."""
     if not np.array_equal(refs["photo_id"].astype(str), photos.photo_ids.astype(str)):
         raise UserError("reference features do not match the held-out photos: re-run eval_gan_reference")
@@ -175,4 +188,7 @@ def evaluate_variant(photos: HeldOutPhotos, outputs: np.ndarray, out_points: np.
         "collapse": {"spread_ratio": checks.spread_ratio, "threshold": s.collapse_ratio_below,
                      "collapse": checks.collapse},
         "copy": {"pixel_mae": checks.copy_distance, "threshold": s.copy_distance_below, "copy": checks.copy},
+        "checkerboard": {"power": gan.checkerboard_power(outputs), "photo_baseline": gan.checkerboard_power(photos.color),
+                         "note": "share of AC spectral power at the period-2 (Nyquist) frequencies, mean over images"},
+        "training": training,
     }

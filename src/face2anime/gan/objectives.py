@@ -1,0 +1,183 @@
+"""Each GAN model owns its losses and its update order; the training loop (`gan/train.py`) stays generic.
+
+A model here is the generator, the discriminator, their optimizers and the loss terms that tie them to
+the data (as in pytorch-CycleGAN-and-pix2pix's `models/`). Two phases:
+
+- `init`: the generator alone learns to reconstruct the photo (content L1 on backbone features + pixel L1).
+  Content features alone cannot do it: deep VGG features are nearly colour-blind and cheap for
+  checkerboards, so a content-only init leaves outputs no closer to the photo than flat gray.
+- `gan`: one discriminator step, then one generator step with the model's weighted terms (+ the landmark
+  term when the variant has it).
+
+Every step returns its *weighted* G terms, so the loop can log each term's share of the G loss.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from face2anime.gan import losses as L
+from face2anime.gan.models import build_discriminator, build_generator
+
+PHASES = ("init", "gan")
+
+
+@dataclass
+class Batch:
+    """One step's tensors, on the training device. Anime fields are None in the init phase."""
+
+    photo: torch.Tensor                       # (B, 3, S, S) RGB in [-1, 1]
+    photo_feat: torch.Tensor                  # backbone features of `photo` (constant: computed once)
+    points: torch.Tensor                      # (B, 40, 2) the photo's target points (px at 112)
+    anime: torch.Tensor | None = None         # colour anime faces: D's "real"
+    anime_smooth: torch.Tensor | None = None  # edge-smoothed anime (colour): D's "fake" in both models
+    anime_gray: torch.Tensor | None = None    # grayscale anime, 3 channels (AnimeGAN: D's "fake", gram target)
+    anime_gray_feat: torch.Tensor | None = None   # backbone features of `anime_gray` (constant)
+
+
+@dataclass
+class StepResult:
+    g_terms: dict[str, torch.Tensor]          # weighted G terms (their sum is the G loss)
+    g_raw: dict[str, torch.Tensor]            # the same terms before weighting
+    d_loss: torch.Tensor | None               # None in the init phase
+
+
+def gray3(x: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) RGB in [-1, 1] -> the same image as 3-channel grayscale (ITU-R 601), in [-1, 1]."""
+    return (L.luma(x) * 2.0 - 1.0).expand(-1, 3, -1, -1)
+
+
+class GANModel:
+    """Generator + discriminator + optimizers + loss terms. Subclasses define `d_loss` and `g_adv_terms`."""
+
+    name = ""
+    uses_gray_features = False     # does the G loss need backbone features of grayscale anime (gram)?
+
+    def __init__(self, arch: dict, common: dict, backbone: nn.Module, landmark: L.LandmarkLoss | None,
+                 landmark_weight: float, device: torch.device, amp_dtype: torch.dtype | None,
+                 channels_last: bool):
+        self.device, self.amp_dtype = device, amp_dtype
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.G = build_generator({"model": self.name, **arch["generator"]}).to(device, memory_format=self.memory_format)
+        self.D = build_discriminator({"model": self.name, **arch["discriminator"]}).to(
+            device, memory_format=self.memory_format)
+        betas = (float(common["betas"][0]), float(common["betas"][1]))
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=float(common["lr_g_init"]), betas=betas)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=float(common["lr_d"]), betas=betas)
+        self.lr = {"init": float(common["lr_g_init"]), "gan": float(common["lr_g"])}
+        self.backbone = backbone
+        self.landmark, self.landmark_weight = landmark, float(landmark_weight)
+        self.weights = {k: float(v) for k, v in arch["weights"].items()}
+        self.init_weights = {k: float(v) for k, v in common["init_weights"].items()}
+
+    # ---------------------------------------------------------------- helpers
+    def autocast(self):
+        """bf16 autocast where `amp_dtype` is set (CUDA, or a CPU with native bf16), else a no-op."""
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """An input batch in the networks' memory format."""
+        return x.to(self.device).contiguous(memory_format=self.memory_format)
+
+    def discriminate(self, *images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """D on several batches in one forward pass (D's norms are per image, so this equals separate calls
+        up to float rounding, and costs one pass instead of several); float32 logits per batch."""
+        x = torch.cat([self.prepare(i) for i in images])
+        return tuple(t.float() for t in self.D(x).split([len(i) for i in images]))
+
+    def set_phase(self, phase: str) -> None:
+        for g in self.opt_g.param_groups:
+            g["lr"] = self.lr[phase]
+
+    # ---------------------------------------------------------------- losses
+    def init_terms(self, b: Batch, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Reconstruction: content L1 on backbone features + pixel L1 (raw values)."""
+        return {"con": L.content_loss(self.backbone(fake).float(), b.photo_feat.float()),
+                "pixel": F.l1_loss(fake.float(), b.photo.float())}
+
+    def d_loss(self, b: Batch, fake: torch.Tensor) -> torch.Tensor:
+        """The discriminator's loss on one batch (`fake` is detached)."""
+        raise NotImplementedError
+
+    def g_adv_terms(self, b: Batch, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Raw adversarial + content (+ style) terms; keys must be in `self.weights`."""
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- one step
+    def step(self, b: Batch, phase: str) -> StepResult:
+        """One optimisation step of `phase`: init = G alone; gan = D once, then G once (D frozen)."""
+        d_loss = None
+        if phase == "init":
+            with self.autocast():
+                fake = self.G(b.photo)
+                raw = self.init_terms(b, fake)
+            weights = self.init_weights
+        else:
+            with self.autocast():
+                fake = self.G(b.photo)
+                d_loss = self.d_loss(b, fake.detach())
+            self.opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            self.opt_d.step()
+            self.D.requires_grad_(False)          # no weight gradients for D in the G step
+            with self.autocast():
+                raw = self.g_adv_terms(b, fake)
+                if self.landmark is not None and self.landmark_weight > 0:
+                    raw["landmark"] = self.landmark(fake, b.points).float()
+            self.D.requires_grad_(True)
+            weights = {**self.weights, "landmark": self.landmark_weight}
+        terms = {k: weights[k] * v for k, v in raw.items()}
+        loss_g = sum(terms.values())
+        if not torch.isfinite(loss_g.detach()):
+            bad = {name: round(float(v.detach()), 4) for name, v in raw.items()}
+            raise FloatingPointError(f"non-finite generator loss ({bad})")
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        return StepResult(terms, raw, d_loss)
+
+
+class CartoonGAN(GANModel):
+    """BCE GAN; D learns real anime -> 1, G(p) -> 0 and edge-smoothed anime -> 0 (so G must draw clear edges)."""
+
+    name = "cartoongan"
+
+    def d_loss(self, b: Batch, fake: torch.Tensor) -> torch.Tensor:
+        real, gen, smooth = self.discriminate(b.anime, fake, b.anime_smooth)
+        return L.bce_d_loss(real, gen, smooth)
+
+    def g_adv_terms(self, b: Batch, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"adv": L.bce_g_loss(self.D(fake).float()),
+                "con": L.content_loss(self.backbone(fake).float(), b.photo_feat.float())}
+
+
+class AnimeGAN(GANModel):
+    """LSGAN; D also calls grayscale anime and edge-smoothed grayscale anime fake; G adds gram and YUV colour."""
+
+    name = "animegan"
+    uses_gray_features = True
+
+    def __init__(self, arch: dict, *args, **kwargs):
+        super().__init__(arch, *args, **kwargs)
+        self.d_weights = {k: float(v) for k, v in arch["d_weights"].items()}
+
+    def d_loss(self, b: Batch, fake: torch.Tensor) -> torch.Tensor:
+        real, gen, gray, smooth = self.discriminate(b.anime, fake, b.anime_gray, gray3(b.anime_smooth))
+        return L.lsgan_d_loss(real, gen, gray, smooth, self.d_weights)
+
+    def g_adv_terms(self, b: Batch, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+        feat_fake = self.backbone(fake).float()
+        return {"adv": L.lsgan_g_loss(self.D(fake).float()),
+                "con": L.content_loss(feat_fake, b.photo_feat.float()),
+                "gram": L.gram_loss(feat_fake, b.anime_gray_feat.float()),
+                "color": L.color_loss(fake.float(), b.photo.float())}
+
+
+MODEL_CLASSES: dict[str, type[GANModel]] = {"cartoongan": CartoonGAN, "animegan": AnimeGAN}
