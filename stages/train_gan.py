@@ -38,7 +38,7 @@ def main(model: str, loss: str | None) -> str:
             raise UserError(f"params.yaml has no section gan.{section}")
     init = loss is None
     cfg = TrainConfig(model=model, loss="base" if init else loss, common=gan["common"], arch=gan[model],
-                      landmark=gan.get("landmark", {}) if loss == "landmark" else {})
+                      landmark=gan.get("landmark", {}))
     cfg.validate()
     c = cfg.common
     size = int(c["image_size"])

@@ -24,9 +24,6 @@ from torch import nn
 from face2anime.gan import losses as L
 from face2anime.gan.models import build_discriminator, build_generator
 
-PHASES = ("init", "gan")
-
-
 @dataclass
 class Batch:
     """One step's tensors, on the training device. Anime fields are None in the init phase."""

@@ -216,7 +216,9 @@ def build_model(cfg: TrainConfig, backbone: nn.Module, dan: nn.Module | None, de
     seed_everything(int(c["seed"]))
     land = None
     if dan is not None:                      # also the point-error monitor of the base variants
-        lm = cfg.landmark if cfg.loss == "landmark" else {"wing_w": 5.0, "wing_eps": 2.0, "reduction": "mean"}
+        lm = cfg.landmark
+        if not {"wing_w", "wing_eps", "reduction"} <= set(lm):
+            raise UserError("params.yaml gan.landmark needs wing_w, wing_eps and reduction (the DAN monitor uses it)")
         land = L.LandmarkLoss(dan.to(device), float(lm["wing_w"]), float(lm["wing_eps"]), str(lm["reduction"]))
     weight = float(cfg.landmark["weight"]) if cfg.loss == "landmark" else 0.0
     amp = autocast_dtype(device, bool(c["amp"]))
