@@ -320,3 +320,21 @@ def format_table(comparison: Comparison, show_all: bool = False) -> str:
     summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
     verdict = "PASS" if comparison.passed else f"FAIL ({len(comparison.failures)} failing)"
     return "\n".join([*lines, "", *(f"note: {n}" for n in comparison.notes), f"{summary}: {verdict}"])
+
+
+def format_markdown(comparison: Comparison, show_all: bool = False) -> str:
+    """The same table as `format_table`, as markdown (for reports/ci.md): gates first, then changes."""
+    shown = [r for r in comparison.rows if show_all or r.status not in {"ok", "ignored"}]
+    shown.sort(key=lambda r: (not r.failed, not r.status.startswith("gate"), r.address))
+    counts: dict[str, int] = {}
+    for r in comparison.rows:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    verdict = "PASS" if comparison.passed else f"FAIL ({len(comparison.failures)} failing)"
+    lines = [f"**{verdict}**: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), ""]
+    lines += [f"- note: {n}" for n in comparison.notes]
+    lines += ["| status | metric | committed | reproduced | note |", "|---|---|---|---|---|"]
+    for r in shown:
+        status = f"**{r.status}**" if r.failed else r.status
+        note = r.note.replace("|", "\\|")
+        lines.append(f"| {status} | `{r.address}` | {_fmt(r.old)} | {_fmt(r.new)} | {note} |")
+    return "\n".join(lines)
