@@ -172,3 +172,20 @@ def test_cli_exit_status(repo):
     _write(repo, _modified(DAN, "test.rmse", 1.9), GAN)
     bad = subprocess.run([sys.executable, str(script), "--root", str(repo)], capture_output=True, text=True)
     assert bad.returncode == 1 and "gate-fail" in bad.stdout
+
+
+def test_ci_report_is_written_printed_and_fails_on_drift(repo):
+    script = ROOT / "scripts" / "ci_report.py"
+    ok = subprocess.run([sys.executable, str(script), "--root", str(repo)], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    report = (repo / "reports" / "ci.md").read_text()
+    assert report.startswith("# face2anime CI report: PASS") and report in ok.stdout
+    assert "## Metrics changed" in report and "| gate-ok | `metrics/dan.json:test.rmse` |" in report
+
+    _write(repo, _modified(DAN, "test.outlier_percent", 3.0), GAN)   # 50 % drift, gate still holds
+    bad = subprocess.run([sys.executable, str(script), "--root", str(repo)], capture_output=True, text=True)
+    assert bad.returncode == 1
+    report = (repo / "reports" / "ci.md").read_text()
+    assert report.startswith("# face2anime CI report: FAIL")
+    assert "| **drift** | `metrics/dan.json:test.outlier_percent` | 2 | 3 |" in report
+    assert not list((repo / "reports").glob("*.tmp")), "the report is written atomically"

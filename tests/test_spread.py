@@ -1,0 +1,49 @@
+"""scripts/measure_spread.py: which stages it re-runs, what it checks out, and how it reads the spread."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from face2anime.metrics.compare import parse_gates
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def spread():
+    spec = importlib.util.spec_from_file_location("measure_spread", ROOT / "scripts" / "measure_spread.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["measure_spread"] = module   # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_trained_stages_follow_the_pipeline_order(spread):
+    lock = spread._lock_stages()
+    names = [n for n, _ in spread.trained_stages(lock)]
+    assert names[:2] == ["train_dan", "eval_dan"]
+    assert names.index("eval_gan_reference") > max(names.index(n) for n in names if n.startswith("train_gan@"))
+    assert sum(n.startswith("train_gan@") for n in names) == 4 and sum(n.startswith("eval_gan@") for n in names) == 4
+    assert all(n.startswith(spread.TRAINED) for n in names)
+    # everything else they read comes from untrained stages, checked out of the cache, never re-made
+    assert spread.upstream_outputs(lock) == ["data/anime/crops.npz", "data/anime/split.csv", "data/photos",
+                                             "data/style/style.npz", "data/style/style_test.npz"]
+
+
+def test_spread_rows_measure_against_the_committed_value(spread):
+    gates = parse_gates({"tolerance": {"default": {"rel": 0.0}, "rules": [
+        {"pattern": "metrics/dan.json:*", "rel": 0.05, "abs": 0.0}], "ignore": ["*:*seconds*"]}})
+    results = [{"run": {"seed": s, "math": m}, "metrics": {"metrics/dan.json:rmse": v, "metrics/dan.json:seconds": 9.0}}
+               for (s, m), v in {(0, "avx2"): 1.50, (0, "native"): 1.52, (1, "avx2"): 1.44, (1, "native"): 1.56}.items()]
+    rows = spread.spread_rows(results, {"metrics/dan.json:rmse": 1.5, "metrics/dan.json:seconds": 1.0}, gates)
+    assert [r["metric"] for r in rows] == ["metrics/dan.json:rmse"]          # ignored metrics left out
+    r = rows[0]
+    assert (r["min"], r["max"]) == (1.44, 1.56)
+    assert r["rel_spread"] == pytest.approx(0.08) and r["rel_isa_spread"] == pytest.approx(0.08)
+    assert r["max_abs_dev"] == pytest.approx(0.06) and r["within_tolerance"]  # 0.06 <= 0.05 * 1.5
+    rule = spread.suggest_rules(rows)[0]
+    assert "metrics/dan.json:rmse*" in rule and "rel: 0.06," in rule         # 1.5 x 4 %
