@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import fnmatch
 import json
 import math
 import os
@@ -34,8 +35,7 @@ from pathlib import Path
 import yaml
 
 from face2anime.errors import UserError
-from face2anime.metrics.compare import (Comparison, compare_tree, committed_json, flatten, load_gates,
-                                        metric_paths)
+from face2anime.metrics.compare import Comparison, compare_tree, committed_json, flatten, load_gates
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "reproducibility.md"
@@ -78,10 +78,6 @@ def upstream_outputs(lock: dict) -> list[str]:
     outs = {o["path"] for n, s in lock.items() if n not in trained for o in s.get("outs", [])}
     deps = {d["path"] for n in trained for d in lock[n].get("deps", [])}
     return sorted(o for o in outs if any(d == o or d.startswith(o.rstrip("/") + "/") for d in deps))
-
-
-def _git(*args: str, cwd: Path = ROOT) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
 
 
 def _set_params(path: Path, run: Run) -> None:
@@ -223,8 +219,6 @@ def _pct(v: float) -> str:
 
 def markdown(rows: list[dict], results: list[dict], gated: set[str], regression: Comparison | None,
              command: str) -> str:
-    import fnmatch
-
     def table(selected: list[dict]) -> list[str]:
         out = ["| metric | runs | committed | min | max | spread (all runs) | spread (ISA only) | allowed | "
                "same seed within | runs within |", "|---|---|---|---|---|---|---|---|---|---|"]
