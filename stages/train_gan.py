@@ -3,11 +3,13 @@
 `--model {cartoongan,animegan} --init` runs the reconstruction init once per model (it is the same for
 the base and landmark variants) and writes `models/gan_init/<model>/`. `--model M --loss {base,landmark}`
 starts from that generator and runs the adversarial phase. Reads params `gan.common`, `gan.<model>` and
-`gan.<loss>`; the training photos (photos.csv split == gan.common.photo_split), the style set from
-`prepare_style`, and the frozen DAN (the landmark loss; every variant also logs the DAN's point error on
-its outputs as a monitor). Writes `models/gan/<variant>/` (generator.safetensors, config.json,
-training.json), resumable epoch checkpoints in `checkpoints/gan/<variant>/`, dvclive curves in
-`dvclive/gan/<variant>/` and one sample grid per epoch in `reports/gan/<variant>/`.
+`gan.<loss>` (the adversarial stages also `framing` and `photo_landmarks.{mapping,detector,upsample,
+det_threshold,max_side}`, recorded in config.json for `face2anime convert`); the training photos (photos.csv
+split == gan.common.photo_split), the style set from `prepare_style`, and the frozen DAN (the landmark loss;
+every variant also logs the DAN's point error on its outputs as a monitor). Writes `models/gan/<variant>/`
+(generator.safetensors, config.json, training.json), resumable epoch checkpoints in
+`checkpoints/gan/<variant>/`, dvclive curves in `dvclive/gan/<variant>/` and one sample grid per epoch in
+`reports/gan/<variant>/`.
 """
 
 from __future__ import annotations
@@ -28,6 +30,16 @@ PHOTOS_NPZ = Path("data/photos/crops.npz")
 PHOTOS_CSV = Path("data/photos/photos.csv")
 STYLE = Path("data/style/style.npz")
 INIT_ROOT = Path("models/gan_init")
+
+
+def photo_framing() -> dict:
+    """How the training photos were found and framed (params `framing`, `photo_landmarks.*`), for config.json:
+    `face2anime convert` must frame new faces exactly so."""
+    f, p = load_params("framing"), load_params("photo_landmarks")
+    return {"framing": {"margin": float(f["margin"]), "y_shift": float(f["y_shift"])},
+            "photo_landmarks": {"mapping": str(p["mapping"]), "detector": str(p["detector"]),
+                                "upsample": int(p["upsample"]), "det_threshold": float(p["det_threshold"]),
+                                "max_side": int(p["max_side"])}}
 
 
 def main(model: str, loss: str | None) -> str:
@@ -65,7 +77,7 @@ def main(model: str, loss: str | None) -> str:
                   samples_dir=Path("reports/gan") / variant,
                   model_dir=INIT_ROOT / model if init else Path("models/gan") / variant)
     result = train_gan(cfg, photos, style, backbone, out, dan=dan, input_digest=file_digest(inputs),
-                       init_dir=init_dir, stop_after_init=init)
+                       init_dir=init_dir, stop_after_init=init, config_extra=None if init else photo_framing())
     last = result["history"][-1] if result["history"] else {}
     monitor = f", DAN point error on outputs {last['monitor_point_error_px']:.2f} px" \
         if "monitor_point_error_px" in last else ""

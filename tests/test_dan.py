@@ -178,7 +178,7 @@ def synthetic_faces(n, seed):
 def _settings(**kw):
     p = {"width": 0.0625, "dropout": 0.5, "n_stages": 2, "batch_size": 8, "lr": 1e-3, "weight_decay": 0.0,
          "schedule": "plateau", "max_epochs": [2, 1], "lr_final": 0.01, "patience": [5, 5], "min_delta": 0.0,
-         "passes": 1, "seed": 3,
+         "passes": 1, "seed": 3, "stage_init": "previous",
          "lr_patience": 1, "lr_factor": 0.5,
          "augment": {"mirror": True, "rotate_deg": 5.0, "scale": 0.05, "translate_px": 2.0,
                      "brightness": 0.1, "contrast": 0.2}}
@@ -230,6 +230,30 @@ def test_cosine_schedule_anneals_to_lr_final_and_runs_every_epoch(tmp_path):
                                                                                         (2, 1), (2, 2)]]
     assert result.best_val[1] == result.history[2]["val_nme"]   # stage 1 keeps its last weights
     assert result.best_val[2] <= result.best_val[1] + 1e-6
+
+
+def test_stage_two_starts_from_stage_one_and_as_the_identity():
+    torch.manual_seed(0)
+    model = _tiny_dan()
+    s1, s2 = model.stages
+    torch.nn.init.zeros_(s2.out.weight)   # as built: stage 2's output layer starts at zero
+    with torch.no_grad():  # a "trained" stage 1 with a non-zero output layer
+        for prm in s1.parameters():
+            prm.add_(0.1 * torch.randn_like(prm))
+    model.init_stage_from_previous(2)
+    first1, first2 = s1.features[0].weight, s2.features[0].weight
+    assert first2.shape[1] == 3 and torch.equal(first2[:, :1], first1)
+    assert not first2[:, 1:].any()   # heatmap and feature-image channels start at zero
+    for (k, a), b in zip(s1.state_dict().items(), s2.state_dict().values()):
+        if k.startswith("out."):
+            assert not b.any(), k     # stage 2 still adds nothing at first
+        elif k != "features.0.weight":
+            assert torch.equal(a, b), k
+    model.eval()
+    gray = torch.rand(2, 1, 112, 112)
+    with torch.no_grad():
+        out1, out2 = model(gray)
+    torch.testing.assert_close(out2, out1, atol=1e-4, rtol=0)
 
 
 def test_training_statistics_are_mirror_symmetric():

@@ -113,12 +113,15 @@ def test_train_gan_stage_end_to_end(tmp_path, monkeypatch):
     from face2anime.io import write_arrays
 
     root = Path(__file__).resolve().parents[1]
-    gan = yaml.safe_load((root / "params.yaml").read_text())["gan"]
+    project = yaml.safe_load((root / "params.yaml").read_text())
+    gan = project["gan"]
     gan["common"].update(image_size=SIZE, batch_size=2, epochs=2, init_epochs=1, samples=2, monitor_photos=2,
                          device="cpu", backbone={"name": "hed-vgg16", "layer": "conv2_2", "weights": None,
                                                  "activation": "pre", "allow_download": False})
     gan["cartoongan"] = CARTOON
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"gan": gan}))
+    # the adversarial stage records the photos' framing in config.json (face2anime convert frames faces so)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"gan": gan, "framing": project["framing"],
+                                                          "photo_landmarks": project["photo_landmarks"]}))
     rng = np.random.default_rng(0)
     ids = np.array(["a_0", "a_1", "a_2", "b_0"])
     write_arrays(tmp_path / "data/photos/crops.npz", photo_id=ids,

@@ -54,6 +54,7 @@ class TrainSettings:
     passes: int                   # augmented passes over the training set per epoch
     augment: Augment
     seed: int
+    stage_init: str               # later stages start from: previous (the trained stage before) | random
 
     @classmethod
     def from_params(cls, p: dict) -> TrainSettings:
@@ -65,12 +66,16 @@ class TrainSettings:
         schedule = str(p["schedule"])
         if schedule not in ("cosine", "plateau"):
             raise UserError(f"dan.schedule is {schedule!r}; use cosine or plateau")
+        stage_init = str(p["stage_init"])
+        if stage_init not in ("previous", "random"):
+            raise UserError(f"dan.stage_init is {stage_init!r}; use previous or random")
         return cls(width=float(p["width"]), dropout=float(p["dropout"]), n_stages=n_stages,
                    batch_size=int(p["batch_size"]), lr=float(p["lr"]), weight_decay=float(p["weight_decay"]),
                    schedule=schedule, max_epochs=max_epochs[:n_stages], lr_final=float(p["lr_final"]),
                    patience=patience[:n_stages], min_delta=float(p["min_delta"]),
                    lr_patience=int(p["lr_patience"]), lr_factor=float(p["lr_factor"]),
-                   passes=int(p["passes"]), augment=Augment.from_params(p["augment"]), seed=int(p["seed"]))
+                   passes=int(p["passes"]), augment=Augment.from_params(p["augment"]), seed=int(p["seed"]),
+                   stage_init=stage_init)
 
 
 
@@ -222,6 +227,8 @@ def train_dan(data: AnimeData, s: TrainSettings, params: dict, checkpoint_dir: P
                 stage, epoch, bad, stopped = stage + 1, 0, 0, False
                 if stage > s.n_stages:
                     break
+                if s.stage_init == "previous":
+                    model.init_stage_from_previous(stage)
                 opt = _make_optimizer(model, stage, s)
                 # The new stage starts as the identity (zero-initialised output), so the previous
                 # stage's score is the bar to beat; stage 2 can therefore never be kept if worse on val.

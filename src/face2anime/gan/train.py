@@ -291,8 +291,12 @@ def load_init(model: GANModel, init_dir: Path) -> list[dict]:
 
 def train_gan(cfg: TrainConfig, photos: PhotoSet, style: StyleSet, backbone: nn.Module, out: Outputs,
               dan: nn.Module | None = None, input_digest: str = "", progress: bool = True,
-              init_dir: Path | None = None, stop_after_init: bool = False) -> dict[str, Any]:
+              init_dir: Path | None = None, stop_after_init: bool = False,
+              config_extra: dict | None = None) -> dict[str, Any]:
     """Train (or resume) one variant; write the final generator to `out.model_dir`. Returns a summary dict.
+
+    `config_extra` goes into the generator's config.json as is (the stage records there how its photos were
+    framed, so that `face2anime convert` frames new faces the same way).
 
     The init phase (reconstruction) is the same for a model's base and landmark variants, so the pipeline
     runs it once (`stop_after_init`, stage `init_gan@<model>`) and both variants start from it (`init_dir`):
@@ -394,7 +398,7 @@ def train_gan(cfg: TrainConfig, photos: PhotoSet, style: StyleSet, backbone: nn.
     variant = f"{cfg.model}-init" if stop_after_init else cfg.variant
     config = {"generator": {"model": cfg.model, **cfg.arch["generator"]}, "variant": variant,
               "image_size": int(c["image_size"]), "epochs": epochs, "init_epochs": init_epochs,
-              "fingerprint": fp, "input_range": [-1, 1], "channels": "RGB"}
+              "fingerprint": fp, "input_range": [-1, 1], "channels": "RGB", **(config_extra or {})}
     summary = training_summary(history, init_epochs)
     extra = {"training.json": {**summary, "history": history} if stop_after_init else summary}
     save_generator(out.model_dir, model.G, config, extra=extra)

@@ -110,11 +110,8 @@ class DlibLandmarker:
         shape = self._predictor(np.ascontiguousarray(image), self._rect(x0, y0, x1, y1))
         return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
 
-    def find_face(self, image: np.ndarray) -> FaceResult:
-        """Detect (on a copy downscaled to `max_side` if larger), choose one face, predict at full resolution.
-
-        Raises `NoFace` with the skip reason when no face can be chosen.
-        """
+    def _detect_capped(self, image: np.ndarray) -> tuple[list[Detection], float]:
+        """(detections on a copy downscaled to `max_side` if larger, in that copy's pixels; the factor applied)."""
         h, w = image.shape[:2]
         scale = min(1.0, self.max_side / max(h, w))
         small = image
@@ -122,9 +119,29 @@ class DlibLandmarker:
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
             small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
             scale = size[0] / w  # the factor actually applied (rounding)
-        detections = self.detect(small)
-        chosen = choose_face(detections, self.policy)
-        if scale < 1.0:  # map the box back to original pixels (pixel centres at integers)
-            chosen = Detection(tuple((v + 0.5) / scale - 0.5 for v in chosen.box), chosen.score)
+        return self.detect(small), scale
+
+    @staticmethod
+    def _to_original(detection: Detection, scale: float) -> Detection:
+        """A box found on the downscaled copy, in original pixels (pixel centres at integers)."""
+        if scale >= 1.0:
+            return detection
+        return Detection(tuple((v + 0.5) / scale - 0.5 for v in detection.box), detection.score)
+
+    def find_face(self, image: np.ndarray) -> FaceResult:
+        """Detect (on a copy downscaled to `max_side` if larger), choose one face, predict at full resolution.
+
+        Raises `NoFace` with the skip reason when no face can be chosen.
+        """
+        detections, scale = self._detect_capped(image)
+        chosen = self._to_original(choose_face(detections, self.policy), scale)
         points = self.predict(image, chosen.box)
         return FaceResult(points68=points, detection=chosen, n_faces=len(detections), detect_scale=scale)
+
+    def find_faces(self, image: np.ndarray) -> list[FaceResult]:
+        """Every face of the image (no policy: converting a picture styles all its faces), largest first,
+        by the same detection and prediction path as `find_face`; an empty list when there is none."""
+        detections, scale = self._detect_capped(image)
+        faces = [self._to_original(d, scale) for d in sorted(detections, key=lambda d: (-d.area, -d.score))]
+        return [FaceResult(points68=self.predict(image, d.box), detection=d, n_faces=len(detections),
+                           detect_scale=scale) for d in faces]

@@ -1,0 +1,92 @@
+"""The `face2anime` command: `convert` pictures, folders and videos; `export` a generator to ONNX / TorchScript.
+
+Defaults come from the `convert` section of params.yaml (--params; ./params.yaml, else the repository's).
+Problems the user can fix are one line on stderr and exit 1, never a traceback; `convert` exits 1 when
+nothing could be converted. See docs/convert.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from face2anime.convert.settings import AUDIO, MODES, NO_FACE, load_settings, parse_assignment
+from face2anime.errors import UserError
+
+PROG = "face2anime"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{convert,export}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--model", help="generator folder or variant name (default: convert.model)")
+    common.add_argument("--params", type=Path, help="params file with a convert section "
+                                                    "(default: ./params.yaml, else the repository's)")
+    common.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any convert setting, e.g. --set feather=0.2 (repeatable)")
+
+    conv = sub.add_parser("convert", parents=[common], help="stylise the faces of pictures, folders and videos",
+                          description="Stylise every face of pictures, folders (recursive) and videos.")
+    conv.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="picture, folder or video")
+    conv.add_argument("-o", "--out", type=Path, required=True, help="output folder")
+    conv.add_argument("--mode", choices=MODES, help="paste: faces back into the picture | crops: one file per face")
+    conv.add_argument("--no-face", dest="no_face", choices=NO_FACE, help="pictures without a face: copy | skip")
+    conv.add_argument("--batch-size", dest="batch_size", type=int, help="faces per generator call")
+    conv.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    conv.add_argument("--audio", choices=AUDIO, help="videos: copy the audio track | drop it")
+    conv.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    exp = sub.add_parser("export", parents=[common], help="write a generator as ONNX or TorchScript",
+                         description="Write a trained generator as one ONNX or TorchScript file (dynamic batch).")
+    exp.add_argument("--format", dest="fmt", choices=("onnx", "torchscript"), required=True)
+    exp.add_argument("-o", "--out", type=Path, required=True, help="output file")
+    return parser
+
+
+def _overrides(args: argparse.Namespace, keys: tuple[str, ...]) -> dict:
+    values = dict(parse_assignment(a) for a in args.assignments)
+    values.update({k: getattr(args, k) for k in keys if getattr(args, k, None) is not None})
+    return values
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from face2anime.convert.run import convert_paths
+
+    overrides = _overrides(args, ("model", "mode", "no_face", "batch_size", "device", "audio"))
+    report = convert_paths(args.inputs, args.out, params=args.params, progress=not args.quiet, **overrides)
+    for line in report.listing():
+        print(line)
+    print(f"{PROG} convert: {report.summary()}")
+    return report.exit_code
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from face2anime.convert.export import export_generator
+    from face2anime.convert.model import read_model
+
+    settings = load_settings(args.params, _overrides(args, ("model",)))
+    model = read_model(settings.model)
+    out = export_generator(model, args.fmt, args.out, opset=settings.onnx_opset)
+    size = model.image_size
+    print(f"{PROG} export: {model.name} -> {out} ({args.fmt}, input (batch, 3, {size}, {size}) RGB in [-1, 1], "
+          f"{out.stat().st_size / 1e6:.2f} MB)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run_convert(args) if args.command == "convert" else run_export(args)
+    except UserError as err:
+        print(f"{PROG} {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG} {args.command}: interrupted; finished outputs are whole, unfinished ones not written",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""A trained generator folder as convert needs it: the weights, and how its training faces were framed.
+
+Stylising a new face only works when the face is framed exactly as the training photos were, so the
+folder's config.json must say so (`framing`, `photo_landmarks`: written by the train_gan stages). A
+folder written before it did is refused with a one-line error: re-run the pipeline to rewrite it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from face2anime.convert.settings import FROM_MODEL, REPO_ROOT, ConvertSettings
+from face2anime.errors import UserError
+from face2anime.landmarks.framing import Framing
+from face2anime.landmarks.schema import DLIB_MAPPINGS
+
+VARIANTS_DIR = Path("models/gan")
+DETECTION_KEYS = ("detector", "upsample", "det_threshold", "max_side")
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A generator folder with the framing, landmark mapping and detection its training photos used."""
+
+    path: Path
+    config: dict[str, Any]
+    framing: Framing
+    mapping: str
+    detection: dict[str, Any]   # detector, upsample, det_threshold, max_side as in training
+
+    @property
+    def image_size(self) -> int:
+        return int(self.config["image_size"])
+
+    @property
+    def name(self) -> str:
+        return str(self.config.get("variant", self.path.name))
+
+    def detection_for(self, settings: ConvertSettings) -> dict[str, Any]:
+        """The training's detection settings, where the convert settings do not override them."""
+        return {k: self.detection[k] if getattr(settings, k) == FROM_MODEL else getattr(settings, k)
+                for k in DETECTION_KEYS}
+
+
+def resolve_model_dir(model: str | Path) -> Path:
+    """A generator folder, or a variant name looked up in ./models/gan and then the repository's models/gan."""
+    path = Path(model)
+    if path.is_dir():
+        return path
+    name = str(model)
+    if "/" not in name and "\\" not in name:
+        for root in (VARIANTS_DIR, REPO_ROOT / VARIANTS_DIR):
+            if (root / name).is_dir():
+                return root / name
+    known = sorted({p.name for root in (VARIANTS_DIR, REPO_ROOT / VARIANTS_DIR) if root.is_dir()
+                    for p in root.iterdir() if (p / "config.json").exists()})
+    hint = f"; variants here: {', '.join(known)}" if known else "; run `dvc repro` to train the variants"
+    raise UserError(f"model {name!r} not found: give a generator folder or a variant name{hint}")
+
+
+def read_model(model: str | Path) -> TrainedModel:
+    """Read and check `config.json` of a generator folder (weights are loaded later, on the chosen device)."""
+    path = resolve_model_dir(model)
+    cfg_path = path / "config.json"
+    for p in (cfg_path, path / "generator.safetensors"):
+        if not p.is_file():
+            raise UserError(f"{path} is not a generator folder: {p.name} is missing")
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except (OSError, ValueError) as err:
+        raise UserError(f"cannot read {cfg_path}: {err}") from None
+    if not isinstance(cfg, dict) or "generator" not in cfg or "image_size" not in cfg:
+        raise UserError(f"{cfg_path} is not a generator config (no 'generator' / 'image_size')")
+    if cfg.get("input_range", [-1, 1]) != [-1, 1] or cfg.get("channels", "RGB") != "RGB":
+        raise UserError(f"{cfg_path}: convert expects RGB input in [-1, 1], the model says "
+                        f"{cfg.get('channels')} in {cfg.get('input_range')}")
+    lm = cfg.get("photo_landmarks")
+    if "framing" not in cfg or not isinstance(lm, dict) or any(k not in lm for k in ("mapping", *DETECTION_KEYS)):
+        raise UserError(f"{cfg_path} does not record how its training faces were framed (keys 'framing', "
+                        "'photo_landmarks'): it predates `face2anime convert`; re-run `dvc repro` to rewrite it")
+    try:
+        framing = Framing.from_params(cfg["framing"])
+    except (KeyError, TypeError, ValueError):
+        raise UserError(f"{cfg_path}: 'framing' needs numbers margin and y_shift") from None
+    if lm["mapping"] not in DLIB_MAPPINGS:
+        raise UserError(f"{cfg_path}: unknown landmark mapping {lm['mapping']!r}")
+    return TrainedModel(path=path, config=cfg, framing=framing, mapping=str(lm["mapping"]),
+                        detection={k: lm[k] for k in DETECTION_KEYS})

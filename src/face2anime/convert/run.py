@@ -1,0 +1,295 @@
+"""convert_paths: pictures, folders and videos -> anime faces, every face of every picture or frame.
+
+Faces wait until `batch_size` of them (across pictures, or across a video's frames) can go through the
+generator in one call; pictures are then finished in input order. A bad input is an outcome with a
+reason (skipped), an unexpected error on one input is a failure of that input only: the run goes on.
+Every output file appears whole or not at all (`face2anime.io.atomic_path`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from face2anime.convert.faces import Face, FaceFinder
+from face2anime.convert.inputs import Item, collect
+from face2anime.convert.model import TrainedModel, read_model
+from face2anime.convert.paste import paste_faces
+from face2anime.convert.report import CONVERTED, COPIED, FAILED, NO_FACE, SKIPPED, ConvertReport, Outcome
+from face2anime.convert.settings import ConvertSettings, load_settings
+from face2anime.convert.stylize import Stylizer
+from face2anime.convert.video import VideoReader, VideoSink, VideoSkip, add_audio
+from face2anime.data.photos import PhotoSkip, load_photo
+from face2anime.device import resolve_device
+from face2anime.errors import UserError
+from face2anime.io import atomic_path, write_image
+
+QUALITY_FLAGS = {".jpg": "IMWRITE_JPEG_QUALITY", ".jpeg": "IMWRITE_JPEG_QUALITY", ".webp": "IMWRITE_WEBP_QUALITY"}
+
+
+@dataclass
+class _Picture:
+    """A picture (or video frame) waiting for its faces to come back from the generator."""
+
+    key: Any
+    rgb: np.ndarray
+    faces: list[Face]
+    crops: np.ndarray
+    styled: np.ndarray | None = None
+
+
+class _NoFaceAbort(Exception):
+    """Raised inside an atomic write to drop a video that had no face at all."""
+
+
+class FaceBatcher:
+    """Gathers pictures until `batch_size` faces (or pictures) wait, stylises them in one call, returns them in order."""
+
+    def __init__(self, stylize, batch_size: int, timer):
+        self.stylize, self.batch_size, self.timer = stylize, batch_size, timer
+        self.waiting: list[_Picture] = []
+
+    def add(self, picture: _Picture) -> list[_Picture]:
+        self.waiting.append(picture)
+        n_faces = sum(len(p.faces) for p in self.waiting)
+        return self.flush() if n_faces >= self.batch_size or len(self.waiting) >= self.batch_size else []
+
+    def flush(self) -> list[_Picture]:
+        done, self.waiting = self.waiting, []
+        crops = [p.crops for p in done if len(p.faces)]
+        if crops:
+            with self.timer("generator"):
+                styled = self.stylize(np.concatenate(crops))
+            k = 0
+            for p in done:
+                p.styled, k = styled[k:k + len(p.faces)], k + len(p.faces)
+        return done
+
+
+class Converter:
+    """One convert run's machinery: the face finder, the generator and the output rules."""
+
+    def __init__(self, model: TrainedModel, settings: ConvertSettings, finder: FaceFinder, stylizer: Stylizer,
+                 out_dir: Path, progress: bool = True):
+        self.model, self.s, self.finder, self.stylize = model, settings, finder, stylizer
+        self.out_dir, self.progress = Path(out_dir), progress
+        self.timings: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ bookkeeping
+    @contextlib.contextmanager
+    def timer(self, phase: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[phase] = self.timings.get(phase, 0.0) + time.perf_counter() - start
+
+    def run(self, items: list[Item]) -> list[Outcome]:
+        """Every item once, in order; pictures batched together, each video on its own."""
+        outcomes: dict[int, Outcome] = {}
+        batcher = FaceBatcher(self.stylize, self.s.batch_size, self.timer)
+        bar = tqdm(items, desc="convert", unit="file", disable=not self.progress, dynamic_ncols=True)
+        for index, item in enumerate(bar):
+            if item.kind == "video":
+                self._finish_pictures(batcher.flush(), outcomes)
+                outcomes[index] = self._guarded(item, self._video)
+                continue
+            picture = self._guarded_read(index, item, outcomes)
+            if picture is not None:
+                self._finish_pictures(batcher.add(picture), outcomes)
+        self._finish_pictures(batcher.flush(), outcomes)
+        return [outcomes[i] for i in range(len(items))]
+
+    def _guarded(self, item: Item, work) -> Outcome:
+        """`work(item)`, with an unexpected error turned into a failure of this input only."""
+        try:
+            return work(item)
+        except UserError as err:
+            return Outcome(item.path, item.kind, FAILED, note=str(err))
+        except Exception as err:  # noqa: BLE001 - one bad input must not stop the run
+            return Outcome(item.path, item.kind, FAILED, note=_one_line(err))
+
+    # ------------------------------------------------------------------ pictures
+    def _guarded_read(self, index: int, item: Item, outcomes: dict[int, Outcome]) -> _Picture | None:
+        """The picture with its faces found and cropped, or None with its outcome recorded."""
+        if self._overwrites_input(item):
+            outcomes[index] = Outcome(item.path, item.kind, SKIPPED, note="the output would overwrite the input")
+            return None
+        try:
+            with self.timer("read"):
+                rgb = load_photo(item.path)
+            with self.timer("detect"):
+                faces = self.finder.find(rgb)
+            with self.timer("crop"):
+                crops = self.finder.crops(rgb, faces)
+        except PhotoSkip as skip:
+            outcomes[index] = Outcome(item.path, item.kind, SKIPPED, note=_picture_reason(skip.reason))
+            return None
+        except Exception as err:  # noqa: BLE001
+            outcomes[index] = Outcome(item.path, item.kind, FAILED, note=_one_line(err))
+            return None
+        return _Picture((index, item), rgb, faces, crops)
+
+    def _finish_pictures(self, pictures: list[_Picture], outcomes: dict[int, Outcome]) -> None:
+        for p in pictures:
+            index, item = p.key
+            outcomes[index] = self._guarded(item, lambda it, p=p: self._write_picture(it, p))
+
+    def _write_picture(self, item: Item, p: _Picture) -> Outcome:
+        if not p.faces:
+            return self._no_face(item)
+        target = self.out_dir / item.rel_out
+        with self.timer("paste+write"):
+            if self.s.mode == "crops":
+                names = [target.with_name(f"{target.stem}_face{k}.png") for k in range(len(p.faces))]
+                for name, styled in zip(names, p.styled):
+                    write_image(name, styled[..., ::-1].copy())
+                out = names[0]
+            else:
+                pasted = paste_faces(p.rgb, p.styled, [f.square for f in p.faces], self.s.feather, self.s.mask)
+                write_image(target, pasted[..., ::-1].copy(), self._quality(target))
+                out = target
+        return Outcome(item.path, item.kind, CONVERTED, out=out, faces=len(p.faces))
+
+    def _no_face(self, item: Item) -> Outcome:
+        """copy: the input's bytes, unchanged, where its output would go; skip: nothing written."""
+        if self.s.no_face == "skip":
+            return Outcome(item.path, item.kind, NO_FACE)
+        target = self.out_dir / item.rel_out
+        with atomic_path(target) as tmp:
+            shutil.copyfile(item.path, tmp)
+        return Outcome(item.path, item.kind, COPIED, out=target)
+
+    def _quality(self, path: Path) -> list[int]:
+        import cv2
+
+        flag = QUALITY_FLAGS.get(path.suffix.lower())
+        return [getattr(cv2, flag), self.s.jpeg_quality] if flag else []
+
+    def _overwrites_input(self, item: Item) -> bool:
+        return (self.out_dir / item.rel_out).resolve() == item.path.resolve()
+
+    # ------------------------------------------------------------------ videos
+    def _video(self, item: Item) -> Outcome:
+        if self._overwrites_input(item):
+            return Outcome(item.path, item.kind, SKIPPED, note="the output would overwrite the input")
+        try:
+            reader = VideoReader(item.path)
+        except VideoSkip as skip:
+            return Outcome(item.path, item.kind, SKIPPED, note=skip.reason)
+        crops_mode = self.s.mode == "crops"
+        target = self.out_dir / (item.rel_out.with_suffix("") if crops_mode else item.rel_out)
+        try:
+            with atomic_path(target, is_dir=crops_mode) as tmp:
+                if crops_mode:
+                    tmp.mkdir(parents=True, exist_ok=True)
+                    frames, faces = self._video_frames(item, reader, crops_dir=tmp)
+                    note = ""
+                else:
+                    silent = tmp.with_name(f"silent{tmp.suffix}") if self.s.audio == "copy" else tmp
+                    frames, faces = self._video_frames(item, reader, sink_path=silent)
+                    with self.timer("audio"):
+                        note = add_audio(silent, item.path, tmp) if self.s.audio == "copy" else "audio dropped"
+        except _NoFaceAbort:
+            outcome = self._no_face(item)
+            outcome.frames = reader.info.frames
+            return outcome
+        return Outcome(item.path, item.kind, CONVERTED, out=target, faces=faces, frames=frames, note=note)
+
+    def _video_frames(self, item: Item, reader: VideoReader, sink_path: Path | None = None,
+                      crops_dir: Path | None = None) -> tuple[int, int]:
+        """(frames written, faces stylised); raises _NoFaceAbort when no frame had a face."""
+        sink = VideoSink(sink_path, reader.info, self.s.video_codec) if sink_path is not None else None
+        batcher = FaceBatcher(self.stylize, self.s.batch_size, self.timer)
+        frames = faces = 0
+
+        def emit(done: list[_Picture]) -> None:
+            nonlocal frames, faces
+            with self.timer("paste+write"):
+                for p in done:
+                    faces += len(p.faces)
+                    if sink is not None:
+                        out = p.rgb if not p.faces else paste_faces(p.rgb, p.styled, [f.square for f in p.faces],
+                                                                    self.s.feather, self.s.mask)
+                        sink.write(out)
+                    else:
+                        for k, styled in enumerate(p.styled if p.faces else []):
+                            write_image(crops_dir / f"f{p.key:06d}_face{k}.png", styled[..., ::-1].copy())
+                    frames += 1
+
+        bar = tqdm(total=reader.info.frames or None, desc=item.path.name, unit="frame", leave=False,
+                   disable=not self.progress, dynamic_ncols=True)
+        try:
+            for index, rgb in enumerate(reader.frames()):
+                with self.timer("detect"):
+                    found = self.finder.find(rgb)
+                with self.timer("crop"):
+                    crops = self.finder.crops(rgb, found)
+                emit(batcher.add(_Picture(index, rgb, found, crops)))
+                bar.update()
+            emit(batcher.flush())
+        finally:
+            bar.close()
+            if sink is not None:
+                sink.close()
+        if faces == 0:
+            raise _NoFaceAbort
+        return frames, faces
+
+
+def _picture_reason(reason: str) -> str:
+    return {"not an image": "not an image (corrupt or another format)", "truncated": "truncated picture",
+            "unreadable": "unreadable picture"}.get(reason, reason)
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+
+
+def convert_paths(inputs: list[Path | str] | Path | str, out_dir: Path | str, model: str | Path | None = None, *,
+                  params: Path | str | dict | None = None, generator: nn.Module | None = None,
+                  progress: bool = True, **overrides: Any) -> ConvertReport:
+    """Convert pictures, folders and videos into `out_dir`; the Python face of `face2anime convert`.
+
+    `model`: a generator folder or a variant name (default: params' convert.model). `params`: a params.yaml
+    path or the `convert` section as a dict (default: ./params.yaml, else the repository's). `overrides`:
+    any convert setting (mode='crops', batch_size=4, ...). `generator`: a module to use instead of the
+    folder's weights (tests, benchmarks); the folder still says how faces are framed.
+    Bad inputs do not raise: see the returned report's outcomes.
+    """
+    start = time.perf_counter()
+    settings = load_settings(params, {"model": None if model is None else str(model), **overrides})
+    trained = read_model(settings.model)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"output {out_dir} is a file: give a folder")
+    inputs = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+    if not inputs:
+        raise UserError("no input given: name pictures, folders or videos")
+    device = resolve_device(settings.device, "convert.device")
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    items, skips = collect(inputs, out_dir)
+    outcomes_first = [Outcome(s.path, "", SKIPPED, note=s.reason) for s in skips]
+    converter = None
+    if items:
+        size = trained.image_size
+        stylizer = (Stylizer(generator, size, device, settings.amp, settings.batch_size) if generator is not None
+                    else Stylizer.from_folder(trained.path, size, device, settings.amp, settings.batch_size))
+        converter = Converter(trained, settings, FaceFinder(trained, settings), stylizer, out_dir, progress)
+        outcomes = converter.run(items)
+    else:
+        outcomes = []
+    return ConvertReport(outcomes_first + outcomes, out_dir, settings.mode, time.perf_counter() - start,
+                         converter.timings if converter else {})
