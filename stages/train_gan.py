@@ -10,6 +10,10 @@ every variant also logs the DAN's point error on its outputs as a monitor). Writ
 (generator.safetensors, config.json, training.json), resumable epoch checkpoints in
 `checkpoints/gan/<variant>/`, dvclive curves in `dvclive/gan/<variant>/` and one sample grid per epoch in
 `reports/gan/<variant>/`.
+
+dvc.yaml starts it with `torchrun --standalone --nproc-per-node ${gan.common.processes}`: with one process
+it is the plain single-process run; with several, each trains on its slice of every global batch (DDP) and
+rank 0 alone writes (docs/scaling.md, also for several nodes).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 from face2anime.cli import run_stage
 from face2anime.device import resolve_device
 from face2anime.errors import UserError
+from face2anime.gan import distributed
 from face2anime.gan.backbone import load_backbone
 from face2anime.gan.data import load_photos, load_style
 from face2anime.gan.models import MODELS
@@ -43,7 +48,7 @@ def photo_framing() -> dict:
 
 
 def main(model: str, loss: str | None) -> str:
-    """`loss` None = the init run of `model`."""
+    """`loss` None = the init run of `model`. Under torchrun every process runs this; rank 0 writes."""
     gan = load_params("gan")
     for section in ("common", model):
         if section not in gan:
@@ -53,11 +58,22 @@ def main(model: str, loss: str | None) -> str:
                       landmark=gan.get("landmark", {}))
     cfg.validate()
     c = cfg.common
+    dist = distributed.from_env(resolve_device(str(c["device"]), "gan.common.device"),
+                                float(c.get("dist_timeout_s", 1800)))
+    try:
+        return _train(cfg, model, loss, dist)
+    finally:
+        distributed.cleanup(dist)
+
+
+def _train(cfg: TrainConfig, model: str, loss: str | None, dist: distributed.Dist) -> str:
+    init = loss is None
+    c = cfg.common
     size = int(c["image_size"])
     photos = load_photos(PHOTOS_NPZ, PHOTOS_CSV, str(c["photo_split"]), size, int(c["max_photos"]) or None)
     style = load_style(STYLE, size)
     bb = c["backbone"]
-    device = resolve_device(str(c["device"]), "gan.common.device")
+    device = dist.device
     backbone = load_backbone(str(bb["name"]), str(bb["layer"]), bb["weights"] or None,
                              bool(bb["allow_download"]), device, activation=str(bb["activation"]))
     inputs = [PHOTOS_NPZ, PHOTOS_CSV, STYLE]
@@ -68,7 +84,7 @@ def main(model: str, loss: str | None) -> str:
         dan = FrozenDAN.load(dan_dir, device=device)
         inputs.append(dan_dir)
     init_dir = None if init else INIT_ROOT / model
-    if init_dir is not None:
+    if init_dir is not None and dist.is_main:       # rank 0 reads it and hands it to the others
         if not (init_dir / "generator.safetensors").exists():
             raise UserError(f"{init_dir}/generator.safetensors not found: run `dvc repro init_gan@{model}` first")
         inputs.append(init_dir)
@@ -76,8 +92,9 @@ def main(model: str, loss: str | None) -> str:
     out = Outputs(checkpoint_dir=Path("checkpoints/gan") / variant, live_dir=Path("dvclive/gan") / variant,
                   samples_dir=Path("reports/gan") / variant,
                   model_dir=INIT_ROOT / model if init else Path("models/gan") / variant)
-    result = train_gan(cfg, photos, style, backbone, out, dan=dan, input_digest=file_digest(inputs),
-                       init_dir=init_dir, stop_after_init=init, config_extra=None if init else photo_framing())
+    digest = distributed.broadcast_object(dist, file_digest(inputs) if dist.is_main else None)
+    result = train_gan(cfg, photos, style, backbone, out, dan=dan, input_digest=digest, init_dir=init_dir,
+                       stop_after_init=init, config_extra=None if init else photo_framing(), dist=dist)
     last = result["history"][-1] if result["history"] else {}
     monitor = f", DAN point error on outputs {last['monitor_point_error_px']:.2f} px" \
         if "monitor_point_error_px" in last else ""
@@ -86,8 +103,10 @@ def main(model: str, loss: str | None) -> str:
     mae = f", init pixel MAE {t['init_pixel_mae']:.3f}" if t["init_pixel_mae"] is not None else ""
     top = (f", largest G loss share at the adversarial start {t['max_share_start']:.0%}"
            if t["max_share_start"] is not None else "")
+    ranks = f" x {dist.world} processes" if dist.world > 1 else ""
     return (f"{variant}: {result['epochs_run']} epochs on {len(photos)} photos x {len(style)} anime faces "
-            f"on {result['device']} (autocast {result['amp']}){resumed}; G loss {last.get('g_total', float('nan')):.4g}"
+            f"on {result['device']}{ranks} (autocast {result['amp']}){resumed}; "
+            f"G loss {last.get('g_total', float('nan')):.4g}"
             f"{mae}{top}{monitor}")
 
 
@@ -99,4 +118,4 @@ if __name__ == "__main__":
     group.add_argument("--init", action="store_true", help="the model's reconstruction init (shared by both losses)")
     args = parser.parse_args()
     name = f"init_gan@{args.model}" if args.init else f"train_gan@{args.model}-{args.loss}"
-    run_stage(name, lambda: main(args.model, None if args.init else args.loss))
+    run_stage(name, lambda: main(args.model, None if args.init else args.loss), quiet=distributed.env_rank() != 0)

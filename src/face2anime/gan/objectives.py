@@ -10,6 +10,10 @@ the data (as in pytorch-CycleGAN-and-pix2pix's `models/`). Two phases:
   term when the variant has it).
 
 Every step returns its *weighted* G terms, so the loop can log each term's share of the G loss.
+
+Under DDP (`gan/distributed.py`) the training forwards go through `g_train` / `d_train` (the wrappers that
+average gradients); everything else (samples, checkpoints, the G step's pass through the frozen D) uses
+`G` and `D` themselves.
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ class GANModel:
         self.G = build_generator({"model": self.name, **arch["generator"]}).to(device, memory_format=self.memory_format)
         self.D = build_discriminator({"model": self.name, **arch["discriminator"]}).to(
             device, memory_format=self.memory_format)
+        self.g_train, self.d_train = self.G, self.D   # what the step trains through: DDP wrappers (`distribute`)
         betas = (float(common["betas"][0]), float(common["betas"][1]))
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=float(common["lr_g_init"]), betas=betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=float(common["lr_d"]), betas=betas)
@@ -87,7 +92,11 @@ class GANModel:
         """D on several batches in one forward pass (D's norms are per image, so this equals separate calls
         up to float rounding, and costs one pass instead of several); float32 logits per batch."""
         x = torch.cat([self.prepare(i) for i in images])
-        return tuple(t.float() for t in self.D(x).split([len(i) for i in images]))
+        return tuple(t.float() for t in self.d_train(x).split([len(i) for i in images]))
+
+    def distribute(self, wrap) -> None:
+        """Train G and D through `wrap(module)` (DDP): the G forward of every step and D's own step."""
+        self.g_train, self.d_train = wrap(self.G), wrap(self.D)
 
     def set_phase(self, phase: str) -> None:
         for g in self.opt_g.param_groups:
@@ -109,16 +118,20 @@ class GANModel:
 
     # ---------------------------------------------------------------- one step
     def step(self, b: Batch, phase: str) -> StepResult:
-        """One optimisation step of `phase`: init = G alone; gan = D once, then G once (D frozen)."""
+        """One optimisation step of `phase`: init = G alone; gan = D once, then G once (D frozen).
+
+        The G step's terms call `self.D`, never D's DDP wrapper: D is frozen there, and a wrapper's forward
+        would arm its reducer for gradients that never come (DDP then fails at D's next step).
+        """
         d_loss = None
         if phase == "init":
             with self.autocast():
-                fake = self.G(b.photo)
+                fake = self.g_train(b.photo)
                 raw = self.init_terms(b, fake)
             weights = self.init_weights
         else:
             with self.autocast():
-                fake = self.G(b.photo)
+                fake = self.g_train(b.photo)
                 d_loss = self.d_loss(b, fake.detach())
             self.opt_d.zero_grad(set_to_none=True)
             d_loss.backward()

@@ -7,6 +7,11 @@ step updates D once and then G once. Every epoch ends with a checkpoint (resumab
 fingerprint of params + inputs), dvclive metrics (every weighted G term and its share of the G loss),
 and a sample grid. `training.json` beside the generator records the init's reconstruction error and the
 loss shares at the start and end of the adversarial phase.
+
+Several processes (torchrun, `gan/distributed.py`): every rank draws the same seeded epoch order and takes
+its slice of every global batch (`batch_size` is the global batch); DDP averages the gradients; rank 0
+alone writes checkpoints, curves, samples and the generator while the others wait at a barrier; a resumed
+run starts every rank from rank 0's checkpoint (broadcast, so other nodes need no copy of it).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from tqdm import tqdm
 
 from face2anime.device import autocast_dtype, resolve_device
 from face2anime.errors import UserError
+from face2anime.gan import distributed
 from face2anime.gan import losses as L
 from face2anime.gan.data import PhotoSet, StyleSet, epoch_order, to_uint8
 from face2anime.gan.models import MODELS, save_generator
@@ -34,8 +40,8 @@ from face2anime.params import seed_everything
 
 LOSSES = ("base", "landmark")
 # Params that may change without invalidating a checkpoint: they do not alter what an epoch computes
-# (more `epochs` continue the same run; the device only changes where it runs).
-RESUMABLE_KEYS = ("epochs", "device", "num_threads", "samples")
+# (more `epochs` continue the same run; the device and the process count only change where it runs).
+RESUMABLE_KEYS = ("epochs", "device", "num_threads", "samples", "processes", "dist_timeout_s")
 REQUIRED_COMMON = ("seed", "batch_size", "init_batch_size", "epochs", "init_epochs", "lr_g_init", "lr_g", "lr_d", "betas",
                    "init_weights", "amp", "channels_last", "image_size")
 
@@ -243,6 +249,17 @@ class EpochLog:
             self.d_loss += float(result.d_loss.detach()) * batch_size
         self.n += batch_size
 
+    def reduce(self, d: distributed.Dist) -> None:
+        """Sum each rank's sums over the ranks: the record is then the global batches' (every rank the same)."""
+        if not d.started:
+            return
+        keys_w, keys_r = sorted(self.weighted), sorted(self.raw)
+        total = distributed.all_reduce_sum(d, [self.n, self.d_loss, *(self.weighted[k] for k in keys_w),
+                                               *(self.raw[k] for k in keys_r)])
+        self.n, self.d_loss = int(round(total[0])), total[1]
+        self.weighted = dict(zip(keys_w, total[2:2 + len(keys_w)]))
+        self.raw = dict(zip(keys_r, total[2 + len(keys_w):]))
+
     def record(self, phase: str) -> dict[str, float]:
         rec: dict[str, Any] = {f"g_{k}": v / self.n for k, v in self.raw.items()}
         rec["g_total"] = sum(self.weighted.values()) / self.n
@@ -272,6 +289,34 @@ def training_summary(history: list[dict], init_epochs: int) -> dict[str, Any]:
             "max_share_start": max(shares(gan[0]).values()) if gan else None}
 
 
+def _cpu(obj: Any) -> Any:
+    """Tensors anywhere in nested dicts/lists moved to the CPU (for a broadcast that any rank can unpickle)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_cpu(v) for v in obj)
+    return obj
+
+
+def share_start(d: distributed.Dist, model: GANModel, start: int, history: list[dict], resumed: bool) -> tuple:
+    """Rank 0's starting state (weights, optimizer states, epoch, history) on every rank: all ranks resume
+    from the same checkpoint even where only rank 0 can read it (another node)."""
+    if not d.started:
+        return start, history, resumed
+    state = distributed.broadcast_object(d, {
+        "G": _state_tensors(model.G), "D": _state_tensors(model.D), "opt_g": _cpu(model.opt_g.state_dict()),
+        "opt_d": _cpu(model.opt_d.state_dict()), "start": start, "history": history, "resumed": resumed}
+        if d.is_main else None)
+    if not d.is_main:
+        model.G.load_state_dict(state["G"])
+        model.D.load_state_dict(state["D"])
+        model.opt_g.load_state_dict(state["opt_g"])
+        model.opt_d.load_state_dict(state["opt_d"])
+    return state["start"], state["history"], state["resumed"]
+
+
 def load_init(model: GANModel, init_dir: Path) -> list[dict]:
     """Load the generator an init run wrote (`init_gan` stage) into `model.G`; returns the init's history."""
     from safetensors.torch import load_file
@@ -292,7 +337,7 @@ def load_init(model: GANModel, init_dir: Path) -> list[dict]:
 def train_gan(cfg: TrainConfig, photos: PhotoSet, style: StyleSet, backbone: nn.Module, out: Outputs,
               dan: nn.Module | None = None, input_digest: str = "", progress: bool = True,
               init_dir: Path | None = None, stop_after_init: bool = False,
-              config_extra: dict | None = None) -> dict[str, Any]:
+              config_extra: dict | None = None, dist: distributed.Dist | None = None) -> dict[str, Any]:
     """Train (or resume) one variant; write the final generator to `out.model_dir`. Returns a summary dict.
 
     `config_extra` goes into the generator's config.json as is (the stage records there how its photos were
@@ -302,6 +347,9 @@ def train_gan(cfg: TrainConfig, photos: PhotoSet, style: StyleSet, backbone: nn.
     runs it once (`stop_after_init`, stage `init_gan@<model>`) and both variants start from it (`init_dir`):
     their adversarial phase then begins at epoch `init_epochs` with a fresh G optimizer, as AnimeGAN's own
     code keeps a separate optimizer for its init.
+
+    `dist`: this process's rank when several train together (`distributed.from_env`); None = one process.
+    Every rank gets the same arguments; only rank 0 reads the checkpoint and `init_dir` and writes `out`.
     """
     cfg.validate()
     c = cfg.common
@@ -311,7 +359,12 @@ def train_gan(cfg: TrainConfig, photos: PhotoSet, style: StyleSet, backbone: nn.
         epochs = init_epochs
     if init_dir is not None and epochs <= init_epochs:
         raise UserError(f"gan.common: epochs ({epochs}) must exceed init_epochs ({init_epochs})")
-    device = resolve_device(str(c["device"]), "gan.common.device")
+    dist = dist or distributed.Dist(device=resolve_device(str(c["device"]), "gan.common.device"))
+    for key in ("batch_size", "init_batch_size"):
+        if int(c[key]) % dist.world:
+            raise UserError(f"gan.common.{key} ({c[key]}) is the global batch: it must split evenly over the "
+                            f"{dist.world} processes")
+    device, main = dist.device, dist.is_main
     torch.set_num_threads(int(c["num_threads"]))
     if cfg.loss == "landmark" and dan is None:
         raise UserError("the landmark variant needs the DAN (gan.common.dan_dir)")
@@ -319,23 +372,30 @@ def train_gan(cfg: TrainConfig, photos: PhotoSet, style: StyleSet, backbone: nn.
 
     fp = fingerprint(cfg, input_digest)
     model = build_model(cfg, backbone, dan, device)
-    resumed = load_checkpoint(out.checkpoint_dir, fp, model.G, model.D, model.opt_g, model.opt_d, device)
-    if resumed and resumed[0] + 1 > epochs:   # the checkpoint is past the requested run: start over
-        model, resumed = build_model(cfg, backbone, dan, device), None
-    start, history = (resumed[0] + 1, resumed[1]) if resumed else (0, [])
-    if not resumed and init_dir is not None:
-        history = load_init(model, init_dir)
-        start = init_epochs
-    if not resumed:                        # fresh run: drop stale checkpoints, curves and samples
+    start, history, resumed = 0, [], False
+    if main:                               # rank 0 reads; share_start hands its state to the others
+        loaded = load_checkpoint(out.checkpoint_dir, fp, model.G, model.D, model.opt_g, model.opt_d, device)
+        if loaded and loaded[0] + 1 > epochs:   # the checkpoint is past the requested run: start over
+            model, loaded = build_model(cfg, backbone, dan, device), None
+        if loaded:
+            start, history, resumed = loaded[0] + 1, loaded[1], True
+        elif init_dir is not None:
+            history = load_init(model, init_dir)
+            start = init_epochs
+    start, history, resumed = share_start(dist, model, start, history, resumed)
+    if dist.started:
+        model.distribute(lambda m: distributed.wrap(dist, m))
+    if main and not resumed:               # fresh run: drop stale checkpoints, curves and samples
         for d in (out.checkpoint_dir, out.live_dir, out.samples_dir):
             if d is not None:
                 shutil.rmtree(d, ignore_errors=True)
-    out.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    if main:
+        out.checkpoint_dir.mkdir(parents=True, exist_ok=True)
 
     live = None
-    if out.live_dir is not None:
+    if main and out.live_dir is not None:
         from dvclive import Live
-        live = Live(str(out.live_dir), dvcyaml=None, save_dvc_exp=False, resume=bool(resumed), report=None)
+        live = Live(str(out.live_dir), dvcyaml=None, save_dvc_exp=False, resume=resumed, report=None)
         if not resumed:                    # the init's curves first, so each variant's plot shows both phases
             for record in history:
                 _log_record(live, record)
@@ -356,13 +416,16 @@ def train_gan(cfg: TrainConfig, photos: PhotoSet, style: StyleSet, backbone: nn.
         style_order = epoch_order(len(style), seed, epoch, stream=1)
         log = EpochLog()
         bar = tqdm(range(0, n, bs), desc=f"{cfg.variant} epoch {epoch + 1}/{epochs}{' (init)' if phase == 'init' else ''}",
-                   disable=not progress, leave=False)
+                   disable=not (progress and main), leave=False)
         for k, s in enumerate(bar):
-            idx = order[s:s + bs]
+            rows = order[s:s + bs]                      # the global batch; this rank takes its slice
+            mine, count = distributed.local_rows(dist, len(rows))
+            dist.share = count / len(rows)
+            idx = rows[mine]
             batch = Batch(photo=model.prepare(photos.images[idx]), photo_feat=photo_feats(idx),
                           points=photos.points[idx].to(device))
             if phase == "gan":
-                sidx = style_order[(torch.arange(len(idx)) + k * bs) % len(style)]
+                sidx = style_order[(torch.arange(len(rows)) + k * bs) % len(style)][mine]
                 batch.anime = model.prepare(style.color[sidx])
                 batch.anime_smooth = model.prepare(style.smoothed[sidx])
                 batch.anime_gray = model.prepare(style.gray[sidx])
@@ -372,8 +435,9 @@ def train_gan(cfg: TrainConfig, photos: PhotoSet, style: StyleSet, backbone: nn.
             except FloatingPointError as err:
                 raise UserError(f"{cfg.variant}: {err} at epoch {epoch + 1}, step {k + 1}; lower the learning "
                                 f"rates or loss weights") from None
-            log.add(result, len(idx))
-            bar.set_postfix(g=f"{sum(log.weighted.values()) / log.n:.3g}")
+            log.add(result, count)
+            bar.set_postfix(g=f"{sum(log.weighted.values()) / max(log.n, 1):.3g}")
+        log.reduce(dist)
         record = log.record(phase)
         record["epoch"] = epoch + 1
         record["phase"] = phase
@@ -385,12 +449,14 @@ def train_gan(cfg: TrainConfig, photos: PhotoSet, style: StyleSet, backbone: nn.
                 pts = model.landmark.points(model.G(photos.images[:monitor_n].to(device))).float().cpu()
             record["monitor_point_error_px"] = float((pts - photos.points[:monitor_n]).norm(dim=-1).mean())
         history.append(record)
-        if live is not None:
-            _log_record(live, record)
-        if out.samples_dir is not None:
-            sheet = sample_grid(model.G, photos, int(c["samples"]), device, model.landmark)
-            write_image(out.samples_dir / f"epoch_{epoch + 1:03d}.png", sheet[..., ::-1].copy())
-        save_checkpoint(out.checkpoint_dir, epoch, fp, model.G, model.D, model.opt_g, model.opt_d, history)
+        if main:
+            if live is not None:
+                _log_record(live, record)
+            if out.samples_dir is not None:
+                sheet = sample_grid(model.G, photos, int(c["samples"]), device, model.landmark)
+                write_image(out.samples_dir / f"epoch_{epoch + 1:03d}.png", sheet[..., ::-1].copy())
+            save_checkpoint(out.checkpoint_dir, epoch, fp, model.G, model.D, model.opt_g, model.opt_d, history)
+        distributed.barrier(dist)
 
     if live is not None:
         live.end()
@@ -401,7 +467,10 @@ def train_gan(cfg: TrainConfig, photos: PhotoSet, style: StyleSet, backbone: nn.
               "fingerprint": fp, "input_range": [-1, 1], "channels": "RGB", **(config_extra or {})}
     summary = training_summary(history, init_epochs)
     extra = {"training.json": {**summary, "history": history} if stop_after_init else summary}
-    save_generator(out.model_dir, model.G, config, extra=extra)
+    if main:
+        save_generator(out.model_dir, model.G, config, extra=extra)
+    distributed.barrier(dist)
     return {"variant": variant, "epochs_run": epochs - start, "resumed_from": start if resumed else 0,
             "history": history, "fingerprint": fp, "device": str(device), "training": summary,
-            "amp": str(model.amp_dtype).replace("torch.", "") if model.amp_dtype else "off"}
+            "amp": str(model.amp_dtype).replace("torch.", "") if model.amp_dtype else "off",
+            "processes": dist.world}
