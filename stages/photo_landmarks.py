@@ -1,8 +1,9 @@
-"""Stage photo_landmarks: face photos -> dlib 68 points -> 40-point targets + canonical crops (112 and large).
+"""Stage photo_landmarks: detect_photos' crop views -> train/test split, 40-point targets, mean-shape comparison.
 
-Reads the user's photo folder (or the demo portraits), writes `data/photos/crops.npz` + `photos.csv`,
-`metrics/photos.json` and `reports/mean_shapes.png` (see docs/pipeline.md). The work is
-`face2anime.data.photo_set.build_photo_set`.
+Cheap (no photo decoded, no dlib): reads `data/photo_views/` and the anime crops (the lid shift when
+`lower_lid_shift: auto`; the comparison in the metrics and picture always), writes `data/photos/crops.npz`
++ `photos.csv` (published together), `metrics/photos.json` and `reports/mean_shapes.png` (see
+docs/pipeline.md). The work is `face2anime.data.photo_set.build_photo_set`.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from pathlib import Path
 
 from face2anime.cli import run_stage
 from face2anime.data.photo_set import build_photo_set
-from face2anime.io import write_arrays, write_image, write_json, write_table
-from face2anime.landmarks.framing import Framing
+from face2anime.data.photo_views import read_photo_views
+from face2anime.io import atomic_path, write_arrays, write_image, write_json, write_table
 from face2anime.params import load_params
 
+VIEWS_DIR = Path("data/photo_views")
 OUT_DIR = Path("data/photos")
 METRICS = Path("metrics/photos.json")
 REPORT = Path("reports/mean_shapes.png")
@@ -24,10 +26,10 @@ ANIME_SPLIT = Path("data/anime/split.csv")
 
 def main() -> str:
     p = load_params("photo_landmarks")
-    framing = Framing.from_params(load_params("framing"))
-    photo_set = build_photo_set(p, framing, ANIME_CROPS, ANIME_SPLIT)
-    write_arrays(OUT_DIR / "crops.npz", **photo_set.arrays)
-    write_table(OUT_DIR / "photos.csv", photo_set.table)
+    photo_set = build_photo_set(p, read_photo_views(VIEWS_DIR), ANIME_CROPS, ANIME_SPLIT)
+    with atomic_path(OUT_DIR, is_dir=True) as tmp:
+        write_arrays(tmp / "crops.npz", **photo_set.arrays)
+        write_table(tmp / "photos.csv", photo_set.table)
     write_image(REPORT, photo_set.mean_shapes_rgb[..., ::-1])
     write_json(METRICS, photo_set.metrics)
     return photo_set.summary()

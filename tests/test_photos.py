@@ -1,5 +1,6 @@
-"""Photo landmarks: loading of awkward files, dlib face policy, exact view transforms, flip symmetry, the stage
-end to end (counted skips, split, lid shift, determinism) and accuracy against HELEN's human annotations."""
+"""Photo landmarks: loading of awkward files, dlib face policy, exact view transforms, flip symmetry, the two
+stages end to end (counted skips, split, lid shift, determinism, targets independent of the anime crops
+unless auto) and accuracy against HELEN's human annotations."""
 
 from __future__ import annotations
 
@@ -254,8 +255,8 @@ def test_auto_lid_shift_matches_the_anime_eye_opening(demo, landmarker):
 
 
 # ---------------------------------------------------------------- the stage, end to end
-def _load_stage():
-    spec = importlib.util.spec_from_file_location("photo_landmarks_stage", ROOT / "stages" / "photo_landmarks.py")
+def _load_stage(name: str = "photo_landmarks"):
+    spec = importlib.util.spec_from_file_location(f"{name}_stage", ROOT / "stages" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -288,7 +289,10 @@ def test_stage_end_to_end(tmp_path, demo, monkeypatch):
 
     root = _stage_dir(tmp_path, demo, lower_lid_shift="auto")
     monkeypatch.chdir(root)
-    stage = _load_stage()
+    detect, stage = _load_stage("detect_photos"), _load_stage()
+    with pytest.raises(UserError, match="run `dvc repro detect_photos` first"):
+        stage.main()
+    assert "3/6 photos with a face (3 skipped), 9 crop views" in detect.main()  # no anime data needed
     with pytest.raises(UserError, match="anime crops"):  # auto needs the anime side
         stage.main()
     rng = np.random.default_rng(0)
@@ -322,16 +326,31 @@ def test_stage_end_to_end(tmp_path, demo, monkeypatch):
 
     first = {p: (root / p).read_bytes() for p in ("data/photos/crops.npz", "data/photos/photos.csv",
                                                   "metrics/photos.json", "reports/mean_shapes.png")}
+    detect.main()
     stage.main()
     assert all((root / p).read_bytes() == b for p, b in first.items())  # deterministic
+
+    # a numeric lid shift: the targets ignore the anime crops, so an anime change leaves data/photos as it was
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["photo_landmarks"]["lower_lid_shift"] = 8.8
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    stage.main()
+    before = {p: (root / p).read_bytes() for p in ("data/photos/crops.npz", "data/photos/photos.csv")}
+    write_arrays(root / "data/anime/crops.npz", face_id=np.array(["f0"]),
+                 points112=anime_pts[:1].astype(np.float32) + 5, visible=np.ones((1, 40), bool))
+    assert "mean offset to anime" in stage.main()
+    assert all((root / p).read_bytes() == b for p, b in before.items())
+    assert yaml.safe_load((root / "metrics/photos.json").read_text())["anime_faces_compared"] == 1
 
 
 def test_stage_errors_are_one_line(tmp_path, demo):
     root = _stage_dir(tmp_path, demo, photos_dir="missing")
-    proc = subprocess.run([sys.executable, str(ROOT / "stages/photo_landmarks.py")], cwd=root,
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "missing does not exist" in proc.stderr
+    for stage, message in (("detect_photos", "missing does not exist"), ("photo_landmarks", "run `dvc repro detect_photos`")):
+        proc = subprocess.run([sys.executable, str(ROOT / f"stages/{stage}.py")], cwd=root,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 1
+        assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and message in proc.stderr
+        assert proc.stderr.startswith(f"{stage}: error:")
     with pytest.raises(UserError, match="no photos"):
         (tmp_path / "emptydir").mkdir()
         list_photos(tmp_path / "emptydir")

@@ -1,28 +1,26 @@
-"""The photo set of the photo_landmarks stage: photos -> dlib faces -> crop views, table, targets, metrics.
+"""The photo set of the photo_landmarks stage: detect_photos' crop views -> split, 40-point targets, metrics.
 
-`build_photo_set` runs the whole stage in memory and returns every output ready to write, so the stage
-script only parses params and writes files. Every random draw comes from
-`np.random.default_rng([seed, crc32(photo_id)])`: a photo's views do not depend on the other photos.
+`build_photo_set` runs the stage in memory and returns every output ready to write, so the stage script
+only parses params and writes files. It is cheap (no photo is decoded, no dlib): the anime crops it reads
+(for `lower_lid_shift: auto` and the mean-shape comparison) re-run it, not dlib, and with a numeric lid
+shift the targets do not depend on them, so `data/photos` keeps its bytes when only the anime side changes.
 """
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
-from face2anime.data.photo_crops import SIZE, CropView, auto_lid_shift, crop_views, mean_shape, shape_offset
-from face2anime.data.photos import Jitter, PhotoFile, PhotoSkip, demo_photos, list_photos, load_photo, split_by_photo
+from face2anime.data.photo_crops import SIZE, auto_lid_shift, mean_shape, shape_offset
+from face2anime.data.photo_views import PhotoViews, check_params
+from face2anime.data.photos import split_by_photo
 from face2anime.errors import UserError
 from face2anime.io import read_arrays, read_table
-from face2anime.landmarks.dlib68 import DlibLandmarker, NoFace
-from face2anime.landmarks.framing import Framing
-from face2anime.landmarks.schema import DLIB_MAPPINGS, dlib_to_face40
+from face2anime.landmarks.schema import dlib_to_face40
 from face2anime.viz.mean_shapes import plot_mean_shapes
 
 CSV_COLUMNS = ["photo_id", "path", "status", "reason", "split", "source_photo", "variant", "mirrored",
@@ -57,75 +55,27 @@ class PhotoSet:
                 f"{m['train_photos']} train / {m['test_photos']} test photos, lid shift {self.lid_shift:.2f} px{off}")
 
 
-def check_params(p: dict[str, Any], anime_crops: Path) -> None:
-    """Fail early, before any photo is read, on a bad mapping or lid shift (auto needs the anime crops)."""
-    if p["mapping"] not in DLIB_MAPPINGS:
-        raise UserError(f"photo_landmarks.mapping={p['mapping']!r}: choose one of {', '.join(DLIB_MAPPINGS)}")
-    shift_param = p["lower_lid_shift"]
-    if shift_param != "auto" and not isinstance(shift_param, (int, float)):
-        raise UserError(f"photo_landmarks.lower_lid_shift={shift_param!r}: a number (px at 112) or 'auto'")
-    if shift_param == "auto" and not anime_crops.exists():
+def check_anime_input(p: dict[str, Any], anime_crops: Path) -> None:
+    """Fail before any work on a bad mapping or lid shift (auto needs the anime crops)."""
+    check_params(p)
+    if p["lower_lid_shift"] == "auto" and not anime_crops.exists():
         raise UserError(f"lower_lid_shift: auto needs the anime crops {anime_crops} (run crop_anime first) "
                         "or set a number (8.8 = the study)")
 
 
-def select_photos(p: dict[str, Any]) -> list[PhotoFile]:
-    """The photos to read: the demo portraits or every file of the user's folder."""
-    if p["source"] == "demo":
-        return demo_photos()
-    if p["source"] == "folder":
-        return list_photos(p["photos_dir"])
-    raise UserError(f"photo_landmarks.source={p['source']!r}: choose demo or folder")
-
-
-def make_landmarker(p: dict[str, Any]) -> DlibLandmarker:
-    """dlib's detector + 68-point predictor as the params configure them."""
-    return DlibLandmarker(detector=p["detector"], upsample=int(p["upsample"]),
-                          threshold=float(p["det_threshold"]), policy=p["face_policy"],
-                          max_side=int(p["max_side"]), predictor_path=p["predictor_path"],
-                          cnn_path=p["cnn_path"])
-
-
-def read_photos(photos: list[PhotoFile], landmarker: DlibLandmarker, framing: Framing, jitter: Jitter,
-                p: dict[str, Any]) -> tuple[list[dict], list[CropView], list[dict]]:
-    """(table rows, crop views, skipped photos): a bad photo becomes a 'skipped' row with its reason, not an error."""
-    seed, large, variants = int(p["seed"]), int(p["large_size"]), int(p["variants"])
-    rows, views, skipped = [], [], []
-    for photo in tqdm(photos, desc="photo_landmarks", unit="photo"):
-        base = {"photo_id": photo.photo_id, "path": photo.label, "source_photo": photo.photo_id}
-        try:
-            image = load_photo(photo.path)
-            face = landmarker.find_face(image)
-        except (PhotoSkip, NoFace) as skip:
-            n_faces = getattr(skip, "n_faces", 0)
-            rows.append({**base, "status": "skipped", "reason": skip.reason, "n_faces": n_faces})
-            skipped.append({"photo": photo.label, "reason": skip.reason})
-            continue
-        rng = np.random.default_rng([seed, zlib.crc32(photo.photo_id.encode())])
-        note = f"{face.n_faces} faces, {p['face_policy']} kept" if face.n_faces > 1 else ""
-        for cv in crop_views(image, face, framing, p["mapping"], large, variants, jitter, rng):
-            rows.append({**base, "photo_id": f"{photo.photo_id}_v{cv.view_index:02d}", "status": "ok",
-                         "reason": note, "variant": cv.view_index, "mirrored": int(cv.view.mirror),
-                         "n_faces": face.n_faces, "width": image.shape[1], "height": image.shape[0],
-                         "detect_scale": face.detect_scale, "det_score": face.detection.score})
-            views.append(cv)
-    if not views:
-        reasons = ", ".join(sorted({s["reason"] for s in skipped})) or "none"
-        raise UserError(f"no usable face in {len(photos)} photo(s) (skip reasons: {reasons}); "
-                        "see the photo folder or set photo_landmarks.source: demo")
-    return rows, views, skipped
-
-
-def photo_table(rows: list[dict], test_fraction: float, seed: int) -> tuple[pd.DataFrame, dict[str, str]]:
+def photo_table(views: pd.DataFrame, test_fraction: float, seed: int) -> tuple[pd.DataFrame, dict[str, str]]:
     """(table, side per source photo): all views of a photo land on the same side of the split."""
-    df = pd.DataFrame(rows).reindex(columns=CSV_COLUMNS)
-    for col in ("variant", "mirrored", "n_faces", "width", "height"):
-        df[col] = df[col].astype("Int64")
+    df = views.copy()
     ok = df["status"] == "ok"
     sides = split_by_photo(df.loc[ok, "source_photo"].tolist(), test_fraction, seed)
     df["split"] = [sides[sp] if st == "ok" else "" for sp, st in zip(df["source_photo"], df["status"])]
-    df["reason"] = df["reason"].fillna("")
-    return df, sides
+    return df[CSV_COLUMNS], sides
+
+
+def skipped_photos(table: pd.DataFrame) -> list[dict[str, str]]:
+    """The photos detect_photos skipped, in its order, with their reasons."""
+    rows = table[table["status"] == "skipped"]
+    return [{"photo": path, "reason": reason} for path, reason in zip(rows["path"], rows["reason"])]
 
 
 def load_anime_points(crops: Path, split: Path) -> AnimePoints | None:
@@ -169,33 +119,30 @@ def compare_shapes(raw: np.ndarray, target: np.ndarray, shift: float, anime: Ani
     return shapes, offsets
 
 
-def build_photo_set(p: dict[str, Any], framing: Framing, anime_crops: Path, anime_split: Path) -> PhotoSet:
-    """Run photo_landmarks in memory: read the photos, crop the views, split, derive targets, compare to anime."""
+def build_photo_set(p: dict[str, Any], views: PhotoViews, anime_crops: Path, anime_split: Path) -> PhotoSet:
+    """Run photo_landmarks in memory: split the views, derive targets, compare to anime."""
     seed = int(p["seed"])
-    check_params(p, anime_crops)
-    photos = select_photos(p)
-    jitter = Jitter.from_params(p["jitter"])
-    landmarker = make_landmarker(p)
-    rows, views, skipped = read_photos(photos, landmarker, framing, jitter, p)
-    df, sides = photo_table(rows, float(p["test_fraction"]), seed)
+    check_anime_input(p, anime_crops)
+    df, sides = photo_table(views.table, float(p["test_fraction"]), seed)
     ok = df["status"] == "ok"
+    skipped = skipped_photos(df)
 
-    points68 = np.stack([v.points68_112 for v in views])
+    points68 = views.arrays["points68_112"]
     raw = dlib_to_face40(points68, p["mapping"], 0.0)
-    anime = load_anime_points(anime_crops, anime_split)
     train_rows = (df.loc[ok, "split"] == "train").to_numpy()
+    anime = load_anime_points(anime_crops, anime_split)  # compared in metrics + picture; a target input only if auto
     shift, shift_info = lower_lid_shift(p["lower_lid_shift"], anime, raw[train_rows], anime_crops)
     target = dlib_to_face40(points68, p["mapping"], shift)
 
     arrays = {
-        "photo_id": df.loc[ok, "photo_id"].to_numpy(dtype=str),
-        "color112": np.stack([v.color112 for v in views]),
-        "color_large": np.stack([v.color_large for v in views]),
+        "photo_id": views.arrays["photo_id"],
+        "color112": views.arrays["color112"],
+        "color_large": views.arrays["color_large"],
         "points112": target.astype(np.float32),
         "points112_raw": raw.astype(np.float32),
         "points68_112": points68.astype(np.float32),
-        "square": np.array([v.view.square for v in views], dtype=np.float64),
-        "to_crop112": np.stack([v.to_crop112 for v in views]),
+        "square": views.arrays["square"],
+        "to_crop112": views.arrays["to_crop112"],
     }
     shapes, offsets = compare_shapes(raw, target, shift, anime)
     picture = plot_mean_shapes(shapes, SIZE, "mean 40-point shapes in crop pixels at 112")
@@ -204,7 +151,7 @@ def build_photo_set(p: dict[str, Any], framing: Framing, anime_crops: Path, anim
     first_views = ok & (df["variant"] == 0)
     metrics = {
         "source": p["source"],
-        "photos": len(photos),
+        "photos": int(df["source_photo"].nunique()),
         "ok": int(df.loc[ok, "source_photo"].nunique()),
         "crops": int(ok.sum()),
         "skipped": int(len(skipped)),

@@ -1,0 +1,32 @@
+"""Stage detect_photos: face photos -> dlib face + 68 points -> crop views (112 and large) and the photo table.
+
+The slow half of the photo side (decoding, dlib); it reads no anime data, so an anime change never
+re-runs it. Reads the user's photo folder (or the demo portraits) and writes the folder
+`data/photo_views/` (`views.npz` + `photos.parquet`, published together) that photo_landmarks turns into
+targets (see docs/pipeline.md). The work is `face2anime.data.photo_views.build_photo_views`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from face2anime.cli import run_stage
+from face2anime.data.photo_views import build_photo_views, write_photo_views
+from face2anime.io import atomic_path
+from face2anime.landmarks.framing import Framing
+from face2anime.params import load_params
+
+OUT_DIR = Path("data/photo_views")
+
+
+def main() -> str:
+    p = load_params("photo_landmarks")
+    framing = Framing.from_params(load_params("framing"))
+    views = build_photo_views(p, framing)
+    with atomic_path(OUT_DIR, is_dir=True) as tmp:
+        write_photo_views(tmp, views)
+    return views.summary()
+
+
+if __name__ == "__main__":
+    run_stage("detect_photos", main)
