@@ -94,12 +94,13 @@ def read_photos(photos: list[PhotoFile], landmarker: DlibLandmarker, framing: Fr
     for photo in tqdm(photos, desc="photo_landmarks", unit="photo"):
         base = {"photo_id": photo.photo_id, "path": photo.label, "source_photo": photo.photo_id}
         try:
-            image = load_photo(photo.path)
+            image = load_photo(photo.path, int(p["max_pixels"]))
             face = landmarker.find_face(image)
         except (PhotoSkip, NoFace) as skip:
             n_faces = getattr(skip, "n_faces", 0)
             rows.append({**base, "status": "skipped", "reason": skip.reason, "n_faces": n_faces})
-            skipped.append({"photo": photo.label, "reason": skip.reason})
+            skipped.append({"photo": photo.label, "reason": skip.reason,
+                            **({"detail": skip.detail} if getattr(skip, "detail", "") else {})})
             continue
         rng = np.random.default_rng([seed, zlib.crc32(photo.photo_id.encode())])
         note = f"{face.n_faces} faces, {p['face_policy']} kept" if face.n_faces > 1 else ""
