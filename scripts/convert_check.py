@@ -31,7 +31,7 @@ FPS, FRAMES = 12.0, 18
 
 def make_inputs(folder: Path) -> dict[str, Path]:
     """The scratch inputs; returns name -> path."""
-    photos = [load_photo(p.path) for p in demo_photos()]
+    photos = [load_photo(p.path, 0) for p in demo_photos()]
     files: dict[str, Path] = {}
     pics = folder / "pictures"
     pics.mkdir(parents=True)

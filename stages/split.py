@@ -24,7 +24,10 @@ def main() -> str:
     params = load_params("split")
     if not CROPS_CSV.exists():
         raise UserError(f"{CROPS_CSV} not found: run the crop_anime stage first")
-    df = pd.read_csv(CROPS_CSV, dtype={"face_id": str, "video": str, "character": str}, keep_default_na=False)
+    try:
+        df = pd.read_csv(CROPS_CSV, dtype={"face_id": str, "video": str, "character": str}, keep_default_na=False)
+    except (ValueError, OSError) as err:   # empty (EmptyDataError), malformed (ParserError), not text
+        raise UserError(f"{CROPS_CSV} could not be read ({type(err).__name__}): re-run the crop_anime stage") from None
     missing = [c for c in ("face_id", "video", "shot", "character") if c not in df.columns]
     if missing:
         raise UserError(f"{CROPS_CSV} lacks columns: {', '.join(missing)}")

@@ -73,7 +73,7 @@ def model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def demo() -> dict[str, np.ndarray]:
-    return {p.photo_id: load_photo(p.path) for p in demo_photos()}
+    return {p.photo_id: load_photo(p.path, 0) for p in demo_photos()}
 
 
 def _png(path: Path, rgb: np.ndarray) -> Path:

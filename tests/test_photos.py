@@ -35,7 +35,7 @@ def landmarker() -> DlibLandmarker:
 
 @pytest.fixture(scope="module")
 def demo() -> dict[str, np.ndarray]:
-    return {p.photo_id: load_photo(p.path) for p in demo_photos()}
+    return {p.photo_id: load_photo(p.path, 0) for p in demo_photos()}
 
 
 def _outer_corners(points68: np.ndarray) -> float:
@@ -54,25 +54,25 @@ def test_awkward_image_modes_become_rgb8(tmp_path, demo):
     rgba = np.dstack([face, np.full(face.shape[:2], 255, np.uint8)])
     rgba[:50, :50, 3] = 0  # transparent corner -> white
     Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
-    out = load_photo(tmp_path / "rgba.png")
+    out = load_photo(tmp_path / "rgba.png", 0)
     assert out.shape == face.shape and out.dtype == np.uint8
     assert (out[:50, :50] == 255).all() and np.array_equal(out[100:, 100:], face[100:, 100:])
 
     gray16 = (cv2.cvtColor(face, cv2.COLOR_RGB2GRAY).astype(np.uint16) * 257)
     cv2.imwrite(str(tmp_path / "gray16.png"), gray16)
-    out = load_photo(tmp_path / "gray16.png")
+    out = load_photo(tmp_path / "gray16.png", 0)
     assert out.shape == face.shape and np.array_equal(out[..., 0], (gray16 // 257).astype(np.uint8))
 
     rgb16 = face[..., ::-1].astype(np.uint16) * 257
     cv2.imwrite(str(tmp_path / "rgb16.png"), rgb16)
-    assert np.abs(load_photo(tmp_path / "rgb16.png").astype(int) - face).max() <= 1
+    assert np.abs(load_photo(tmp_path / "rgb16.png", 0).astype(int) - face).max() <= 1
 
     Image.fromarray(face).convert("L").save(tmp_path / "gray.png")
-    out = load_photo(tmp_path / "gray.png")
+    out = load_photo(tmp_path / "gray.png", 0)
     assert out.shape == face.shape and (out[..., 0] == out[..., 2]).all()
 
     Image.fromarray(face).convert("P").save(tmp_path / "palette.png")
-    assert load_photo(tmp_path / "palette.png").shape == face.shape
+    assert load_photo(tmp_path / "palette.png", 0).shape == face.shape
 
 
 def test_bad_files_are_skipped_with_a_reason(tmp_path, demo):
@@ -84,7 +84,7 @@ def test_bad_files_are_skipped_with_a_reason(tmp_path, demo):
     reasons = {}
     for name in ("notes.jpg", "empty.png", "cut.jpg"):
         with pytest.raises(PhotoSkip) as err:
-            load_photo(tmp_path / name)
+            load_photo(tmp_path / name, 0)
         reasons[name] = err.value.reason
     assert reasons == {"notes.jpg": "not an image", "empty.png": "empty file", "cut.jpg": "truncated"}
 
@@ -95,7 +95,7 @@ def test_exif_orientation_is_honoured(tmp_path, demo, landmarker):
     exif = Image.Exif()
     exif[0x0112] = 6  # orientation 6: rotate 90 deg clockwise to display
     Image.fromarray(stored).save(tmp_path / "rotated.jpg", quality=95, exif=exif)
-    loaded = load_photo(tmp_path / "rotated.jpg")
+    loaded = load_photo(tmp_path / "rotated.jpg", 0)
     assert loaded.shape == face.shape
     assert np.abs(loaded.astype(float) - face).mean() < 4.0  # upright again (JPEG noise only)
     ref = landmarker.find_face(face).points68

@@ -127,13 +127,13 @@ class Converter:
             return None
         try:
             with self.timer("read"):
-                rgb = load_photo(item.path)
+                rgb = load_photo(item.path, self.s.max_pixels)
             with self.timer("detect"):
                 faces = self.finder.find(rgb)
             with self.timer("crop"):
                 crops = self.finder.crops(rgb, faces)
         except PhotoSkip as skip:
-            outcomes[index] = Outcome(item.path, item.kind, SKIPPED, note=_picture_reason(skip.reason))
+            outcomes[index] = Outcome(item.path, item.kind, SKIPPED, note=_picture_reason(skip))
             return None
         except Exception as err:  # noqa: BLE001
             outcomes[index] = Outcome(item.path, item.kind, FAILED, note=_one_line(err))
@@ -247,9 +247,10 @@ class Converter:
         return frames, faces
 
 
-def _picture_reason(reason: str) -> str:
-    return {"not an image": "not an image (corrupt or another format)", "truncated": "truncated picture",
-            "unreadable": "unreadable picture"}.get(reason, reason)
+def _picture_reason(skip: PhotoSkip) -> str:
+    text = {"not an image": "not an image (corrupt or another format)", "truncated": "truncated picture",
+            "unreadable": "unreadable picture"}.get(skip.reason, skip.reason)
+    return f"{text}: {skip.detail}" if skip.detail else text
 
 
 def _one_line(err: BaseException) -> str:

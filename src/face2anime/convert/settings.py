@@ -40,6 +40,7 @@ class ConvertSettings:
     upsample: int | str
     det_threshold: float | str
     max_side: int | str
+    max_pixels: int
     mask: str
     feather: float
     jpeg_quality: int
@@ -75,6 +76,7 @@ class ConvertSettings:
             upsample=_int_or_model(s, "upsample", source, lo=0),
             det_threshold=_float_or_model(s, "det_threshold", source),
             max_side=_int_or_model(s, "max_side", source, lo=64),
+            max_pixels=_int(s, "max_pixels", source, lo=0),
             mask=_choice(s, "mask", MASKS, source),
             feather=_float(s, "feather", source, lo=0.0, hi=0.5),
             jpeg_quality=_int(s, "jpeg_quality", source, lo=1, hi=100),

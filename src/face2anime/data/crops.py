@@ -63,6 +63,9 @@ class FrameStore:
         if missing:
             raise UserError(f"{index_path} lacks columns: {', '.join(missing)}")
         self.paths = dict(zip(index["frame_id"], index["path"], strict=True))
+        self.sizes = ({f: (int(w), int(h)) for f, w, h in zip(index["frame_id"], index["width"], index["height"],
+                                                              strict=True)}
+                      if {"width", "height"} <= set(index.columns) else {})
 
     def path(self, frame_id: str) -> Path:
         if frame_id not in self.paths:

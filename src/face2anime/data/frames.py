@@ -20,6 +20,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import os
+
+# ffmpeg's own log lines (e.g. "moov atom not found" for an empty .mp4) would come before the stage's one-line
+# error; the stage reports every video it cannot decode itself. Read by OpenCV at its first VideoCapture.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
 import cv2
 import imagehash
 import numpy as np

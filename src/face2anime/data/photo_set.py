@@ -75,7 +75,9 @@ def photo_table(views: pd.DataFrame, test_fraction: float, seed: int) -> tuple[p
 def skipped_photos(table: pd.DataFrame) -> list[dict[str, str]]:
     """The photos detect_photos skipped, in its order, with their reasons."""
     rows = table[table["status"] == "skipped"]
-    return [{"photo": path, "reason": reason} for path, reason in zip(rows["path"], rows["reason"])]
+    details = rows["detail"] if "detail" in rows else [""] * len(rows)
+    return [{"photo": path, "reason": reason, **({"detail": detail} if detail else {})}
+            for path, reason, detail in zip(rows["path"], rows["reason"], details)]
 
 
 def load_anime_points(crops: Path, split: Path) -> AnimePoints | None:
@@ -125,7 +127,7 @@ def build_photo_set(p: dict[str, Any], views: PhotoViews, anime_crops: Path, ani
     check_anime_input(p, anime_crops)
     df, sides = photo_table(views.table, float(p["test_fraction"]), seed)
     ok = df["status"] == "ok"
-    skipped = skipped_photos(df)
+    skipped = skipped_photos(views.table)
 
     points68 = views.arrays["points68_112"]
     raw = dlib_to_face40(points68, p["mapping"], 0.0)

@@ -29,7 +29,7 @@ from face2anime.landmarks.schema import DLIB_MAPPINGS
 
 # photos.csv without `split` (photo_landmarks assigns it): one row per crop view or skipped photo
 VIEW_COLUMNS = ["photo_id", "path", "status", "reason", "source_photo", "variant", "mirrored",
-                "n_faces", "width", "height", "detect_scale", "det_score"]
+                "n_faces", "width", "height", "detect_scale", "det_score", "detail"]
 ARRAYS_FILE, TABLE_FILE = "views.npz", "photos.parquet"  # parquet: the table round-trips exactly
 ARRAY_KEYS = ("photo_id", "color112", "color_large", "points68_112", "square", "to_crop112")
 
@@ -84,12 +84,14 @@ def read_photos(photos: list[PhotoFile], landmarker: DlibLandmarker, framing: Fr
     for photo in tqdm(photos, desc="detect_photos", unit="photo"):
         base = {"photo_id": photo.photo_id, "path": photo.label, "source_photo": photo.photo_id}
         try:
-            image = load_photo(photo.path)
+            image = load_photo(photo.path, int(p["max_pixels"]))
             face = landmarker.find_face(image)
         except (PhotoSkip, NoFace) as skip:
             n_faces = getattr(skip, "n_faces", 0)
-            rows.append({**base, "status": "skipped", "reason": skip.reason, "n_faces": n_faces})
-            skipped.append({"photo": photo.label, "reason": skip.reason})
+            rows.append({**base, "status": "skipped", "reason": skip.reason, "n_faces": n_faces,
+                         "detail": getattr(skip, "detail", "")})
+            skipped.append({"photo": photo.label, "reason": skip.reason,
+                            **({"detail": skip.detail} if getattr(skip, "detail", "") else {})})
             continue
         rng = np.random.default_rng([seed, zlib.crc32(photo.photo_id.encode())])
         note = f"{face.n_faces} faces, {p['face_policy']} kept" if face.n_faces > 1 else ""
@@ -112,6 +114,7 @@ def view_table(rows: list[dict]) -> pd.DataFrame:
     for col in ("variant", "mirrored", "n_faces", "width", "height"):
         df[col] = df[col].astype("Int64")
     df["reason"] = df["reason"].fillna("")
+    df["detail"] = df["detail"].fillna("")
     return df
 
 

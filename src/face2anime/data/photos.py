@@ -31,11 +31,12 @@ IGNORED_NAMES = ("readme",)  # documentation files that live in the photo folder
 
 
 class PhotoSkip(Exception):
-    """A photo that cannot be used; `reason` is a short category for tables and metrics."""
+    """A photo that cannot be used; `reason` is a short category for tables and metrics, `detail` the specifics."""
 
-    def __init__(self, reason: str):
-        super().__init__(reason)
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
+        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -89,10 +90,12 @@ def list_photos(folder: Path | str) -> list[PhotoFile]:
 
 
 # ---------------------------------------------------------------- loading
-def load_photo(path: Path | str) -> np.ndarray:
+def load_photo(path: Path | str, max_pixels: int) -> np.ndarray:
     """RGB uint8 (H, W, 3), upright per EXIF; gray, palette, alpha (over white) and 16-bit images converted.
 
-    Raises `PhotoSkip` for non-images, truncated/corrupt files, empty files and decompression bombs.
+    Raises `PhotoSkip` for non-images, truncated/corrupt files, empty files and images of more than
+    `max_pixels` pixels (0 = no limit of ours; PIL's own bomb guard still refuses ~179 MP). The size is
+    read from the header (`Image.open` is lazy), so a decompression bomb is refused before any decoding.
     """
     path = Path(path)
     try:
@@ -101,6 +104,9 @@ def load_photo(path: Path | str) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as im:
+                width, height = im.size
+                if max_pixels and width * height > max_pixels:
+                    raise PhotoSkip("too large", f"{width}x{height} > max_pixels {max_pixels}")
                 im.load()
                 im = ImageOps.exif_transpose(im)
                 return to_rgb8(im)
@@ -109,7 +115,7 @@ def load_photo(path: Path | str) -> np.ndarray:
     except UnidentifiedImageError:
         raise PhotoSkip("not an image") from None
     except Image.DecompressionBombError:
-        raise PhotoSkip("too large") from None
+        raise PhotoSkip("too large", f"over PIL's limit of {2 * (Image.MAX_IMAGE_PIXELS or 0)} pixels") from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as err:
         msg = str(err).lower()
         raise PhotoSkip("truncated" if "truncat" in msg else "unreadable") from None

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from face2anime.assets import resolve
+from face2anime.assets import ASSETS, resolve
 from face2anime.detect.faces import Face
 from face2anime.detect.filters import FaceFilter
 from face2anime.errors import UserError
@@ -87,10 +87,54 @@ def load_detector(cfg: HystsConfig):
         return LandmarkDetector(landmark_path, face_detector_name=cfg.face_detector,
                                 face_detector_checkpoint_path=detector_path, device=device,
                                 flip_test=cfg.flip_test, box_scale_factor=cfg.box_scale_factor)
-    except (RuntimeError, OSError, ValueError, KeyError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"could not load hysts weights ({cfg.face_detector}: {detector_path}; "
-                        f"hrnetv2: {landmark_path}): {first[:300]}") from None
+    except Exception as err:  # noqa: BLE001 - any failure of a weight file becomes one line naming the file
+        raise weights_error(cfg, detector_path, landmark_path, err) from None
+
+
+# The runtime's model class per asset, to tell from a load_state_dict error which file holds the wrong model.
+MODEL_CLASSES = {"YOLOv3FaceDetector": "detector", "FasterRCNNFaceDetector": "detector", "LandmarkModel": "landmarks"}
+
+
+def weights_error(cfg: HystsConfig, detector_path: Path, landmark_path: Path, err: Exception) -> UserError:
+    """One line for a weight file the runtime could not load: which file, what is wrong with it, what to do.
+
+    The files are re-read one by one to find the unreadable one (empty, random bytes, truncated); a file
+    that reads but holds another model is named from the model class in the runtime's error.
+    """
+    from anime_face_detector._weights import load_state_dict_from_path
+
+    files = {"detector": (f"hysts-{cfg.face_detector}", detector_path, "detect_anime.detector_weights"),
+             "landmarks": ("hysts-hrnetv2", landmark_path, "detect_anime.landmark_weights")}
+
+    def message(which: str, problem: str) -> UserError:
+        asset, path, param = files[which]
+        url = ASSETS[asset].url
+        return UserError(f"{asset} weights {path}: {problem}; replace the file with {ASSETS[asset].filename} "
+                         f"from {url} (set {param}, or delete a damaged cached copy so it is fetched again)")
+
+    for which, (_, path, _) in files.items():
+        try:
+            load_state_dict_from_path(path)
+        except Exception as read_err:  # noqa: BLE001 - SafetensorError, UnpicklingError, EOFError, OSError ...
+            return message(which, f"not a readable weights file ({_first_line(read_err)})")
+    text = str(err)
+    for cls_name, which in MODEL_CLASSES.items():
+        if f"for {cls_name}" in text:
+            missing = text.count("Missing key(s)") and len(text.split("Missing key(s) in state_dict:")[1]
+                                                               .split(".\n")[0].split(", "))
+            return message(which, f"holds another model (its tensors do not fit {cls_name}"
+                                  f"{f'; {missing} expected tensors missing' if missing else ''})")
+    return UserError(f"could not load hysts weights ({cfg.face_detector}: {detector_path}; "
+                     f"hrnetv2: {landmark_path}): {_first_line(err)}")
+
+
+def _first_line(err: BaseException) -> str:
+    import pickle
+
+    if isinstance(err, pickle.UnpicklingError):   # torch's long advice to unpickle unsafely is not shown
+        return "UnpicklingError: not a file of plain tensors (pickled code is never run)"
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0][:200]}" if text else type(err).__name__
 
 
 def scale_boxes(boxes: np.ndarray, factor: float) -> np.ndarray:

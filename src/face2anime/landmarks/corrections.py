@@ -6,8 +6,9 @@ is used as a known point for the points that depend on it (later midpoints, the 
 
 A row naming a face that the current faces table does not have is skipped, counted and listed in
 `metrics/contour.json` (face ids change when detection settings change; a stale correction must not
-block the pipeline). A malformed file (missing columns, point outside 0..16, non-finite coordinates,
-the same point twice) is an error the user fixes: one line, exit 1.
+block the pipeline). A malformed file (empty, not CSV, missing columns, point outside 0..16, non-finite
+coordinates, the same point twice, a point outside its face's frame) is an error the user fixes: one line,
+exit 1, before any contour work (an out-of-frame point would otherwise fail deep inside OpenCV).
 """
 
 from __future__ import annotations
@@ -30,8 +31,12 @@ def read_corrections(path: Path | str) -> pd.DataFrame:
         return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(COLUMNS, (str, int, float, float), strict=True)})
     try:
         df = pd.read_csv(path, dtype={"face_id": str})
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise UserError(f"{path}: not a readable CSV ({err.__class__.__name__})") from None
+    except pd.errors.EmptyDataError:
+        raise UserError(f"{path}: empty file; write the header {','.join(COLUMNS)} (no rows = no corrections) "
+                        "or delete the file") from None
+    except (ValueError, OSError) as err:   # ParserError, UnicodeDecodeError, a folder
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+        raise UserError(f"{path}: not a readable CSV ({err.__class__.__name__}: {first})") from None
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise UserError(f"{path}: missing columns {missing}; expected {list(COLUMNS)}")
@@ -52,6 +57,19 @@ def read_corrections(path: Path | str) -> pd.DataFrame:
         r = df[dup].iloc[0]
         raise UserError(f"{path}: face {r['face_id']} point {r['point']} is corrected more than once")
     return df.reset_index(drop=True)
+
+
+def check_in_frame(fixed: dict[str, dict[int, tuple[float, float]]], frame_size, path: Path | str) -> None:
+    """Every corrected point inside its face's frame; `frame_size(face_id)` gives (width, height) or None."""
+    for fid, points in fixed.items():
+        size = frame_size(fid)
+        if size is None:
+            continue
+        width, height = size
+        for point, (x, y) in sorted(points.items()):
+            if not (0 <= x <= width - 1 and 0 <= y <= height - 1):
+                raise UserError(f"{path}: face {fid} point {point}: ({x:g}, {y:g}) is outside its frame "
+                                f"({width}x{height}; x 0..{width - 1}, y 0..{height - 1} frame pixels)")
 
 
 def split_corrections(df: pd.DataFrame, known_faces) -> tuple[dict[str, dict[int, tuple[float, float]]], list[str]]:

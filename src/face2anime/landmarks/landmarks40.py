@@ -18,7 +18,7 @@ from face2anime.data.crops import FrameStore
 from face2anime.errors import UserError
 from face2anime.io import read_table
 from face2anime.landmarks import contour as ct
-from face2anime.landmarks.corrections import read_corrections, split_corrections
+from face2anime.landmarks.corrections import check_in_frame, read_corrections, split_corrections
 from face2anime.landmarks.expand import ExpandResult, expand_table, truth_errors
 from face2anime.landmarks.framing import Framing, crop_image, framing_square, to_crop
 from face2anime.landmarks.schema import points_from_table
@@ -76,10 +76,12 @@ def read_faces(path: Path) -> pd.DataFrame:
     return faces
 
 
-def load_corrections(path: Path | str, faces: pd.DataFrame, faces_path: Path
+def load_corrections(path: Path | str, faces: pd.DataFrame, faces_path: Path, frames: FrameStore
                      ) -> tuple[dict[str, dict[int, tuple[float, float]]], list[str]]:
     """(fixed points by face, unknown face ids): corrections of faces no longer detected are skipped with a warning."""
     fixed, unknown = split_corrections(read_corrections(path), faces["face_id"])
+    frame_of = dict(zip(faces["face_id"], faces["frame_id"], strict=True))
+    check_in_frame(fixed, lambda fid: frames.sizes.get(frame_of[fid]), path)
     if unknown:
         print(f"expand_contour: warning: {len(unknown)} corrected face(s) not in {faces_path}, skipped: "
               f"{', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''}", file=sys.stderr)
@@ -156,7 +158,8 @@ def build_landmarks40(params: dict[str, Any], framing: Framing, faces_path: Path
     cparams = contour_params(params)
     faces = read_faces(faces_path)
     frames = FrameStore(frames_dir)
-    fixed, unknown = load_corrections(params.get("corrections", "data/corrections/contour.csv"), faces, faces_path)
+    fixed, unknown = load_corrections(params.get("corrections", "data/corrections/contour.csv"), faces, faces_path,
+                                      frames)
     res = expand_table(faces, frames.gray, cparams, fixed, float(params.get("visible_min_score", 0.5)))
     err = truth_errors(faces, res.table, framing)
     metrics = contour_metrics(res, unknown, err)

@@ -84,7 +84,7 @@ class EvalResult:
 
 def stage_points68(path: Path, landmarker: DlibLandmarker, framing: Framing, mapping: str) -> np.ndarray:
     """dlib's 68 points through the stage's transforms, back in original image pixels."""
-    image = load_photo(path)
+    image = load_photo(path, 0)   # evaluation photos are the project's own (no size limit)
     face = landmarker.find_face(image)
     view = crop_views(image, face, framing, mapping, SIZE, 0, Jitter(), np.random.default_rng(0))[0]
     stored = view.points68_112.astype(np.float32)  # as written to crops.npz
