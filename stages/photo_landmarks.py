@@ -11,7 +11,7 @@ from pathlib import Path
 
 from face2anime.cli import run_stage
 from face2anime.data.photo_set import build_photo_set
-from face2anime.io import write_arrays, write_image, write_json, write_table
+from face2anime.io import atomic_path, write_arrays, write_image, write_json, write_table
 from face2anime.landmarks.framing import Framing
 from face2anime.params import load_params
 
@@ -26,12 +26,13 @@ def main() -> str:
     p = load_params("photo_landmarks")
     framing = Framing.from_params(load_params("framing"))
     photo_set = build_photo_set(p, framing, ANIME_CROPS, ANIME_SPLIT)
-    write_arrays(OUT_DIR / "crops.npz", **photo_set.arrays)
-    write_table(OUT_DIR / "photos.csv", photo_set.table)
+    with atomic_path(OUT_DIR, is_dir=True) as tmp:  # the pair is published by one folder rename
+        write_arrays(tmp / "crops.npz", **photo_set.arrays)
+        write_table(tmp / "photos.csv", photo_set.table)
     write_image(REPORT, photo_set.mean_shapes_rgb[..., ::-1])
     write_json(METRICS, photo_set.metrics)
     return photo_set.summary()
 
 
 if __name__ == "__main__":
-    run_stage("photo_landmarks", main)
+    run_stage("photo_landmarks", main, outputs=[OUT_DIR, METRICS, REPORT])
