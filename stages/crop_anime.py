@@ -14,7 +14,7 @@ from tqdm import tqdm
 from face2anime.cli import run_stage
 from face2anime.data.crops import CROP_SIZE, FrameStore, crop_face, outside_fraction
 from face2anime.errors import UserError
-from face2anime.io import read_table, write_arrays, write_image, write_json, write_table
+from face2anime.io import atomic_group, read_table, write_arrays, write_image, write_json, write_table
 from face2anime.landmarks.framing import Framing, framing_square
 from face2anime.landmarks.schema import FACE40, FACE40_REGIONS, points_from_table
 from face2anime.params import load_params
@@ -78,10 +78,11 @@ def main() -> str:
     keep_arr = np.array(keep)[order]
     arrays = {k: np.stack(v)[order] for k, v in out.items()}
     face_ids = table["face_id"].to_numpy().astype(str)[keep_arr]
-    write_arrays(CROPS_OUT, face_id=face_ids, gray112=arrays["gray112"], color112=arrays["color112"],
-                 color_large=arrays["color_large"], points112=arrays["points112"].astype(np.float32),
-                 visible=vis[keep_arr], square=arrays["square"].astype(np.float64))
-    write_table(CSV_OUT, table.iloc[keep_arr][CSV_COLUMNS].reset_index(drop=True))
+    with atomic_group(CROPS_OUT, CSV_OUT) as (npz_tmp, csv_tmp):  # both written, then renamed back to back
+        write_arrays(npz_tmp, face_id=face_ids, gray112=arrays["gray112"], color112=arrays["color112"],
+                     color_large=arrays["color_large"], points112=arrays["points112"].astype(np.float32),
+                     visible=vis[keep_arr], square=arrays["square"].astype(np.float64))
+        write_table(csv_tmp, table.iloc[keep_arr][CSV_COLUMNS].reset_index(drop=True))
     write_json(METRICS_OUT, {"faces": len(table), "cropped": len(keep_arr), "skipped_outside": len(skipped),
                              "skipped_faces": sorted(skipped), "large_size": large, "max_outside": max_outside})
     sel = np.linspace(0, len(keep_arr) - 1, min(n_sheet, len(keep_arr))).round().astype(int)
@@ -93,4 +94,4 @@ def main() -> str:
 
 
 if __name__ == "__main__":
-    run_stage("crop_anime", main)
+    run_stage("crop_anime", main, outputs=[CROPS_OUT, CSV_OUT, METRICS_OUT, SHEET_OUT])

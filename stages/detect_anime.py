@@ -54,4 +54,4 @@ def main() -> str:
 
 
 if __name__ == "__main__":
-    run_stage("detect_anime", main)
+    run_stage("detect_anime", main, outputs=[FACES_OUT, METRICS_OUT])

@@ -29,4 +29,4 @@ def main() -> str:
 
 
 if __name__ == "__main__":
-    run_stage("detect_photos", main)
+    run_stage("detect_photos", main, outputs=[OUT_DIR])

@@ -58,4 +58,4 @@ def main() -> str:
 
 
 if __name__ == "__main__":
-    run_stage("eval_dan", main)
+    run_stage("eval_dan", main, outputs=[METRICS, REPORTS / "worst.png"])

@@ -76,4 +76,5 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Evaluate one trained GAN variant on the held-out photos.")
     parser.add_argument("--variant", required=True, help="e.g. animegan-landmark (models/gan/<variant>/)")
     args = parser.parse_args()
-    run_stage(f"eval_gan@{args.variant}", lambda: main(args.variant))
+    run_stage(f"eval_gan@{args.variant}", lambda: main(args.variant),
+              outputs=[Path("metrics/gan") / f"{args.variant}.json"])

@@ -55,4 +55,4 @@ def main() -> str:
 
 
 if __name__ == "__main__":
-    run_stage("eval_gan_reference", main)
+    run_stage("eval_gan_reference", main, outputs=[OUT])

@@ -34,4 +34,4 @@ def main() -> str:
 
 
 if __name__ == "__main__":
-    run_stage("expand_contour", main)
+    run_stage("expand_contour", main, outputs=[TABLE_OUT, METRICS_OUT, PICTURE_OUT])

@@ -61,4 +61,4 @@ def main() -> str:
 
 
 if __name__ == "__main__":
-    run_stage("extract_frames", main)
+    run_stage("extract_frames", main, outputs=[FRAMES_OUT, METRICS_OUT, SHEET_OUT])

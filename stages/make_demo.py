@@ -62,4 +62,4 @@ def main() -> str:
 
 
 if __name__ == "__main__":
-    run_stage("make_demo", main)
+    run_stage("make_demo", main, outputs=[VIDEO, OUT / "truth.csv", OUT / "preview.png"])

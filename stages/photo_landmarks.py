@@ -27,7 +27,7 @@ ANIME_SPLIT = Path("data/anime/split.csv")
 def main() -> str:
     p = load_params("photo_landmarks")
     photo_set = build_photo_set(p, read_photo_views(VIEWS_DIR), ANIME_CROPS, ANIME_SPLIT)
-    with atomic_path(OUT_DIR, is_dir=True) as tmp:
+    with atomic_path(OUT_DIR, is_dir=True) as tmp:  # the pair is published by one folder rename
         write_arrays(tmp / "crops.npz", **photo_set.arrays)
         write_table(tmp / "photos.csv", photo_set.table)
     write_image(REPORT, photo_set.mean_shapes_rgb[..., ::-1])
@@ -36,4 +36,4 @@ def main() -> str:
 
 
 if __name__ == "__main__":
-    run_stage("photo_landmarks", main)
+    run_stage("photo_landmarks", main, outputs=[OUT_DIR, METRICS, REPORT])

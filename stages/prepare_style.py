@@ -66,4 +66,4 @@ def main() -> str:
 
 
 if __name__ == "__main__":
-    run_stage("prepare_style", main)
+    run_stage("prepare_style", main, outputs=[STYLE, STYLE_TEST, PREVIEW])

@@ -72,4 +72,4 @@ def main() -> str:
 
 
 if __name__ == "__main__":
-    run_stage("report", main)
+    run_stage("report", main, outputs=[OUT_DIR, SUMMARY_MD])

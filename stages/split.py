@@ -1,6 +1,7 @@
 """Stage split: seeded train/val/test split of the cropped anime faces, grouped by shot and character.
 
-Reads `data/anime/crops.csv`; writes `data/anime/split.csv` (face_id, split) and `metrics/split.json`.
+Reads `data/anime/crops.csv` (checked against the face_id of `crops.npz`); writes `data/anime/split.csv`
+(face_id, split) and `metrics/split.json`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from face2anime.cli import run_stage
+from face2anime.data.crops import check_crops_pair
 from face2anime.data.split import SPLITS, assign_splits, face_groups, split_summary
 from face2anime.errors import UserError
 from face2anime.io import write_json, write_table
@@ -31,6 +33,7 @@ def main() -> str:
     missing = [c for c in ("face_id", "video", "shot", "character") if c not in df.columns]
     if missing:
         raise UserError(f"{CROPS_CSV} lacks columns: {', '.join(missing)}")
+    check_crops_pair(CROPS_CSV.with_suffix(".npz"), df["face_id"], CROPS_CSV)
     if df.empty:
         raise UserError(f"{CROPS_CSV} has no faces to split")
     fractions = {s: float(params.get(s, 0.0)) for s in SPLITS}
@@ -45,4 +48,4 @@ def main() -> str:
 
 
 if __name__ == "__main__":
-    run_stage("split", main)
+    run_stage("split", main, outputs=[SPLIT_OUT, METRICS_OUT])

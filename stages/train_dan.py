@@ -42,4 +42,4 @@ def main() -> str:
 
 
 if __name__ == "__main__":
-    run_stage("train_dan", main)
+    run_stage("train_dan", main, outputs=[MODEL_DIR, CHECKPOINT_DIR, LIVE_DIR])

@@ -118,4 +118,8 @@ if __name__ == "__main__":
     group.add_argument("--init", action="store_true", help="the model's reconstruction init (shared by both losses)")
     args = parser.parse_args()
     name = f"init_gan@{args.model}" if args.init else f"train_gan@{args.model}-{args.loss}"
-    run_stage(name, lambda: main(args.model, None if args.init else args.loss), quiet=distributed.env_rank() != 0)
+    variant = f"{args.model}-init" if args.init else f"{args.model}-{args.loss}"
+    outputs = [INIT_ROOT / args.model if args.init else Path("models/gan") / variant, Path("checkpoints/gan") / variant,
+               Path("reports/gan") / variant, Path("dvclive/gan") / variant]
+    run_stage(name, lambda: main(args.model, None if args.init else args.loss), quiet=distributed.env_rank() != 0,
+              outputs=outputs)

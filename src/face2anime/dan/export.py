@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from face2anime.dan.model import DAN, DANConfig
-from face2anime.errors import UserError
+from face2anime.errors import UserError, first_line
 from face2anime.io import atomic_path
 
 WEIGHTS = "dan.safetensors"
@@ -35,12 +35,23 @@ def load_model(model_dir: Path | str, device: str | torch.device = "cpu") -> tup
     for p in (cfg_path, w_path):
         if not p.exists():
             raise UserError(f"DAN model file {p} not found: run `dvc repro train_dan` first")
-    config = json.loads(cfg_path.read_text())
-    model = DAN(DANConfig.from_dict(config["architecture"]))
-    state = load_file(str(w_path))
+    redo = "re-run `dvc repro train_dan` to rewrite it"
+    try:
+        config = json.loads(cfg_path.read_text())
+        model = DAN(DANConfig.from_dict(config["architecture"]))
+    except Exception as err:  # noqa: BLE001 - any failure here means a broken or foreign config
+        raise UserError(f"DAN config {cfg_path} is unreadable or not a DAN config ({first_line(err)}): {redo}") from None
+    try:
+        state = load_file(str(w_path))
+    except Exception as err:  # noqa: BLE001 - safetensors raises its own error type for broken files
+        raise UserError(f"DAN weights {w_path} are corrupt or not safetensors ({first_line(err)}): {redo}") from None
     # BatchNorm's integer step counters are not stored; they do not affect inference.
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # same names, other shapes: another architecture
+        raise UserError(f"{w_path} does not match {cfg_path} ({first_line(err)}): {redo}") from None
     missing = [k for k in missing if not k.endswith("num_batches_tracked")]
     if missing or unexpected:
-        raise UserError(f"{w_path} does not match {cfg_path}: missing {missing[:3]}, unexpected {unexpected[:3]}")
+        raise UserError(f"{w_path} does not match {cfg_path}: missing {missing[:3]}, unexpected {unexpected[:3]}; "
+                        f"{redo}")
     return model.to(device), config

@@ -29,7 +29,7 @@ from tqdm import tqdm
 from face2anime.dan.data import AnimeData, Augment, FaceSet, make_batch, training_statistics
 from face2anime.dan.export import save_model
 from face2anime.dan.model import DAN, DANConfig
-from face2anime.errors import UserError
+from face2anime.errors import UserError, first_line
 from face2anime.io import atomic_path
 from face2anime.landmarks import schema
 
@@ -196,7 +196,14 @@ def train_dan(data: AnimeData, s: TrainSettings, params: dict, checkpoint_dir: P
 
     state = None
     if ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 - random bytes, truncation, another format: all mean unusable
+            raise UserError(f"checkpoint {ckpt_path} is corrupt or not a DAN checkpoint ({first_line(err)}): "
+                            "delete it to start over") from None
+        if not isinstance(state, dict):
+            raise UserError(f"checkpoint {ckpt_path} is not a DAN checkpoint (a {type(state).__name__}, not a dict): "
+                            "delete it to start over")
         if state.get("fingerprint") != fp:
             state = None  # params or data changed: the old run does not apply
     resumed_from = None
@@ -206,14 +213,18 @@ def train_dan(data: AnimeData, s: TrainSettings, params: dict, checkpoint_dir: P
         best_state = copy.deepcopy(model.state_dict())
         opt = _make_optimizer(model, stage, s)
     else:
-        model.load_state_dict(state["model"])
-        stage, epoch, best, bad = int(state["stage"]), int(state["epoch"]), float(state["best"]), int(state["bad"])
-        stopped, history = bool(state["stopped"]), list(state["history"])
-        best_val = {int(k): float(v) for k, v in state["best_val"].items()}
-        best_state = state["best_model"]
-        opt = _make_optimizer(model, stage, s)
-        opt.load_state_dict(state["optimizer"])
-        _set_rng_state(state["rng"], gen)
+        try:
+            model.load_state_dict(state["model"])
+            stage, epoch, best, bad = int(state["stage"]), int(state["epoch"]), float(state["best"]), int(state["bad"])
+            stopped, history = bool(state["stopped"]), list(state["history"])
+            best_val = {int(k): float(v) for k, v in state["best_val"].items()}
+            best_state = state["best_model"]
+            opt = _make_optimizer(model, stage, s)
+            opt.load_state_dict(state["optimizer"])
+            _set_rng_state(state["rng"], gen)
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
+            raise UserError(f"checkpoint {ckpt_path} does not fit this DAN ({first_line(err)}): "
+                            "delete it to start over") from None
         resumed_from = (stage, epoch)
 
     live = _open_live(live_dir, history)

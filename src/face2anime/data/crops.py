@@ -31,6 +31,26 @@ def outside_fraction(square: np.ndarray, width: int, height: int) -> float:
     return 1.0 - (ix * iy) / (side * side)
 
 
+def check_crops_pair(crops_npz: Path | str, csv_face_ids, crops_csv: Path | str) -> None:
+    """crop_anime publishes crops.npz and crops.csv back to back: a kill between the two renames (or a copy of
+    only one) leaves them from different runs, which must not go on as if they matched."""
+    crops_npz = Path(crops_npz)
+    if not crops_npz.exists():
+        raise UserError(f"{crops_npz} not found next to {crops_csv}: re-run `dvc repro crop_anime`")
+    try:
+        with np.load(crops_npz, allow_pickle=False) as data:
+            npz_ids = data["face_id"].astype(str)
+    except Exception as err:  # noqa: BLE001 - any reader failure means a broken file
+        raise UserError(f"cannot read face_id from {crops_npz} ({type(err).__name__}): "
+                        "re-run `dvc repro crop_anime`") from None
+    csv_ids = np.asarray(csv_face_ids).astype(str)
+    if len(npz_ids) != len(csv_ids) or (npz_ids != csv_ids).any():
+        diff = next((i for i, (a, b) in enumerate(zip(npz_ids, csv_ids)) if a != b), min(len(npz_ids), len(csv_ids)))
+        raise UserError(f"{crops_npz} ({len(npz_ids)} faces) and {crops_csv} ({len(csv_ids)} faces) do not match "
+                        f"(first difference at row {diff}): they come from different crop_anime runs; "
+                        "re-run `dvc repro crop_anime`")
+
+
 @dataclass
 class FaceCrop:
     gray112: np.ndarray

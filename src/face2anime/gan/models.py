@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from face2anime.errors import UserError
+from face2anime.errors import UserError, first_line
 
 MODELS = ("cartoongan", "animegan")
 
@@ -204,9 +204,22 @@ def load_generator(model_dir: Path | str, device: str | torch.device = "cpu") ->
     for p in (cfg_path, weights):
         if not p.exists():
             raise UserError(f"generator file {p} not found: run `dvc repro train_gan` first")
-    cfg = json.loads(cfg_path.read_text())
-    generator = build_generator(cfg["generator"])
-    generator.load_state_dict(load_file(str(weights), device=str(device)))
+    redo = "re-run the stage that wrote it (`dvc repro train_gan`)"
+    try:
+        cfg = json.loads(cfg_path.read_text())
+        generator = build_generator(cfg["generator"])
+    except Exception as err:  # noqa: BLE001 - any failure here means a broken or foreign config
+        raise UserError(f"generator config {cfg_path} is unreadable or not a generator config "
+                        f"({first_line(err)}): {redo}") from None
+    try:
+        state = load_file(str(weights), device=str(device))
+    except Exception as err:  # noqa: BLE001 - safetensors raises its own error type for broken files
+        raise UserError(f"generator weights {weights} are corrupt or not safetensors ({first_line(err)}): "
+                        f"{redo}") from None
+    try:
+        generator.load_state_dict(state)
+    except RuntimeError as err:  # other names or shapes: another model's weights
+        raise UserError(f"{weights} does not match {cfg_path} ({first_line(err)}): {redo}") from None
     generator.to(device).eval()
     for p in generator.parameters():
         p.requires_grad_(False)

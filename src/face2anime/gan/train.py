@@ -29,7 +29,7 @@ from torch import nn
 from tqdm import tqdm
 
 from face2anime.device import autocast_dtype, resolve_device
-from face2anime.errors import UserError
+from face2anime.errors import UserError, first_line
 from face2anime.gan import distributed
 from face2anime.gan import losses as L
 from face2anime.gan.data import PhotoSet, StyleSet, epoch_order, to_uint8
@@ -171,15 +171,23 @@ def load_checkpoint(path: Path, fp: str, G: nn.Module, D: nn.Module, opt_g, opt_
     state_file = latest / "state.json"
     if not state_file.exists():
         return None
-    state = json.loads(state_file.read_text())
-    if state.get("fingerprint") != fp:
-        return None
-    G.load_state_dict(load_file(str(latest / "generator.safetensors"), device=str(device)))
-    D.load_state_dict(load_file(str(latest / "discriminator.safetensors"), device=str(device)))
-    optim = torch.load(latest / "optim.pt", map_location=device, weights_only=True)
-    opt_g.load_state_dict(optim["opt_g"])
-    opt_d.load_state_dict(optim["opt_d"])
-    return int(state["epoch"]), list(state.get("history", []))
+    current = state_file
+    try:  # random bytes, truncation, another model's files: one line naming the file, never a traceback
+        state = json.loads(state_file.read_text())
+        if not isinstance(state, dict):
+            raise ValueError("not a JSON object")
+        if state.get("fingerprint") != fp:
+            return None
+        for current, module in ((latest / "generator.safetensors", G), (latest / "discriminator.safetensors", D)):
+            module.load_state_dict(load_file(str(current), device=str(device)))
+        current = latest / "optim.pt"
+        optim = torch.load(current, map_location=device, weights_only=True)
+        opt_g.load_state_dict(optim["opt_g"])
+        opt_d.load_state_dict(optim["opt_d"])
+        return int(state["epoch"]), list(state.get("history", []))
+    except Exception as err:  # noqa: BLE001 - every reader failure means an unusable checkpoint
+        raise UserError(f"checkpoint {current} is corrupt or from another model ({first_line(err)}): "
+                        f"delete {latest} to start over") from None
 
 
 @torch.no_grad()
@@ -328,8 +336,8 @@ def load_init(model: GANModel, init_dir: Path) -> list[dict]:
     try:
         model.G.load_state_dict(load_file(str(weights), device=str(model.device)))
         history = json.loads(summary.read_text())["history"]
-    except (OSError, ValueError, KeyError, RuntimeError) as err:
-        raise UserError(f"{init_dir} does not hold an init generator of this model ({str(err).splitlines()[0]}): "
+    except Exception as err:  # noqa: BLE001 - safetensors raises its own error type for broken files
+        raise UserError(f"{init_dir} does not hold an init generator of this model ({first_line(err)}): "
                         f"re-run `dvc repro init_gan`") from None
     return history
 
