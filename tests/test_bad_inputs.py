@@ -354,7 +354,7 @@ def test_prepare_style_without_crops(project):
     project.expect_error("prepare_style", "crops.npz")
 
 
-# ------------------------------------------------------------------------------------------------ photo_landmarks
+# ------------------------------------------------------------------ detect_photos / photo_landmarks
 def photo_folder(p: Project, files: dict[str, bytes | None]) -> Project:
     """photos/ with the given files (None = a 12000x12000 PNG bomb); a numeric lid shift, no anime crops needed."""
     for name, data in files.items():
@@ -363,36 +363,37 @@ def photo_folder(p: Project, files: dict[str, bytes | None]) -> Project:
     return p.set("photo_landmarks", source="folder", photos_dir="photos", variants=0, lower_lid_shift=8.8)
 
 
-def test_photo_landmarks_missing_folder(project):
+def test_detect_photos_missing_folder(project):
     project.set("photo_landmarks", source="folder", photos_dir="photos", lower_lid_shift=8.8)
-    project.expect_error("photo_landmarks", "photos", "does not exist")
+    project.expect_error("detect_photos", "photos", "does not exist")
 
 
-def test_photo_landmarks_empty_folder(project):
+def test_detect_photos_empty_folder(project):
     project.path("photos/.keep").write_text("")
     project.set("photo_landmarks", source="folder", photos_dir="photos", lower_lid_shift=8.8)
-    project.expect_error("photo_landmarks", "no photos in photos")
+    project.expect_error("detect_photos", "no photos in photos")
 
 
-def test_photo_landmarks_only_bad_files(project):
+def test_detect_photos_only_bad_files(project):
     photo_folder(project, {"empty.jpg": b"", "noise.jpg": os.urandom(2048), "notes.txt": b"hello",
                            "cut.png": png_bytes()[:60], "bomb.png": None})
-    line = project.expect_error("photo_landmarks", "no usable face in 5 photo(s)")
+    line = project.expect_error("detect_photos", "no usable face in 5 photo(s)")
     for reason in ("empty file", "not an image", "too large"):
         assert reason in line
 
 
-def test_photo_landmarks_no_face(project):
+def test_detect_photos_no_face(project):
     photo_folder(project, {"wall.png": png_bytes((200, 200))})
-    project.expect_error("photo_landmarks", "no usable face in 1 photo(s)", "skip reasons: no face")
+    project.expect_error("detect_photos", "no usable face in 1 photo(s)", "skip reasons: no face")
 
 
 @pytest.mark.slow
-def test_photo_landmarks_bomb_next_to_good_photos_is_a_listed_skip(project):
+def test_detect_photos_bomb_next_to_good_photos_is_a_listed_skip(project):
     """The demo portraits plus a bomb: the bomb is skipped, counted and listed with its size; the rest runs."""
     from face2anime.data.photos import demo_photos
 
     photo_folder(project, {p.path.name: p.path.read_bytes() for p in demo_photos()} | {"bomb.png": None})
+    project.expect_ok("detect_photos")
     project.expect_ok("photo_landmarks")
     m = yaml.safe_load((project.root / "metrics/photos.json").read_text())
     assert m["ok"] == 2 and m["skipped"] == 1 and m["skipped_by_reason"] == {"too large": 1}

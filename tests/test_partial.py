@@ -244,20 +244,21 @@ def test_a_read_only_output_folder_fails_in_one_line_before_any_work(tmp_path):
 
 
 @pytest.mark.slow
-def test_kill_9_of_photo_landmarks_while_it_writes_leaves_the_old_pair_and_no_temp(tmp_path):
-    """A real photo_landmarks run (demo portraits) killed as soon as its crops.npz temp appears."""
+def test_kill_9_of_detect_photos_while_it_writes_leaves_the_old_pair_and_no_temp(tmp_path):
+    """A real detect_photos run (the dlib half of the photo side, demo portraits) killed as soon as its
+    views.npz temp appears: the old views.npz + photos.parquet pair stays, no temp is left in an output."""
     project = _project(tmp_path)
-    out = project / "data/photos"
+    out = project / "data/photo_views"
     out.mkdir(parents=True)
-    (out / "crops.npz").write_text("old npz")
-    (out / "photos.csv").write_text("old csv")
+    (out / "views.npz").write_text("old npz")
+    (out / "photos.parquet").write_text("old table")
     scratch = project / SCRATCH
-    proc = subprocess.Popen([sys.executable, str(ROOT / "stages/photo_landmarks.py")], cwd=project, env=_env(),
+    proc = subprocess.Popen([sys.executable, str(ROOT / "stages/detect_photos.py")], cwd=project, env=_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 90
     try:
         while proc.poll() is None and time.monotonic() < deadline:
-            if scratch.is_dir() and any(".crops.npz." in name for name in os.listdir(scratch)):
+            if scratch.is_dir() and any(".views.npz." in name for name in os.listdir(scratch)):
                 proc.send_signal(signal.SIGKILL)
                 break
             time.sleep(0.002)
@@ -267,16 +268,16 @@ def test_kill_9_of_photo_landmarks_while_it_writes_leaves_the_old_pair_and_no_te
         rc = proc.wait(timeout=30)
     assert _temps(project / "data") == [] and _temps(project / "reports") == [] and _temps(project / "metrics") == []
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["crops.npz", "photos.csv"]
+    assert names == ["photos.parquet", "views.npz"]
     if rc == -signal.SIGKILL:  # the usual case: killed while writing -> the old pair, untouched
-        assert (out / "crops.npz").read_text() == "old npz" and (out / "photos.csv").read_text() == "old csv"
+        assert (out / "views.npz").read_text() == "old npz" and (out / "photos.parquet").read_text() == "old table"
         assert os.listdir(scratch), "the dead run's temp is in the scratch folder, not in the output"
         assert clean_stale_temps([out], root=project) and os.listdir(scratch) == []
     else:  # it finished first: then the new pair, whole and consistent
         assert rc == 0
-        table = pd.read_csv(out / "photos.csv")
-        with np.load(out / "crops.npz") as data:
-            assert len(data["gray112"]) > 0 and len(table) > 0
+        table = pd.read_parquet(out / "photos.parquet")
+        with np.load(out / "views.npz") as data:
+            assert len(data["color112"]) > 0 and len(table) > 0
 
 
 # ---------------------------------------------------------------------------------- broken checkpoints/models
