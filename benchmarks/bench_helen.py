@@ -14,7 +14,7 @@ import time
 
 from face2anime.landmarks.dlib68 import DlibLandmarker
 from face2anime.landmarks.framing import Framing
-from face2anime.landmarks.photo_eval import annotated_photos, evaluate
+from face2anime.metrics.photo_eval import annotated_photos, evaluate
 from face2anime.params import load_params
 
 

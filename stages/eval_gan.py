@@ -20,7 +20,7 @@ from face2anime.gan.models import load_generator
 from face2anime.io import write_json
 from face2anime.metrics.features import embed, load_inception
 from face2anime.device import resolve_device
-from face2anime.metrics.gan_eval import (EvalSettings, dan_points, evaluate_variant, generate, load_photos,
+from face2anime.metrics.gan_eval import (GanEvalSettings, dan_points, evaluate_variant, generate, load_photos,
                                          read_reference, read_training_summary)
 from face2anime.params import load_params, seed_everything
 
@@ -50,10 +50,10 @@ def main(variant: str) -> str:
         inception, _ = load_inception(p["inception"].get("weights"))
         if inception is not None:
             out_inception = embed(inception.to(device), outputs, batch, device)[0]
-    settings = EvalSettings(outlier_px=float(p["outlier_px"]), kid_subsets=int(p["kid"]["subsets"]),
-                            kid_subset_size=int(p["kid"]["subset_size"]),
-                            collapse_ratio_below=float(p["collapse_ratio_below"]),
-                            copy_distance_below=float(p["copy_distance_below"]), seed=seed, batch_size=batch)
+    settings = GanEvalSettings(outlier_px=float(p["outlier_px"]), kid_subsets=int(p["kid"]["subsets"]),
+                               kid_subset_size=int(p["kid"]["subset_size"]),
+                               collapse_ratio_below=float(p["collapse_ratio_below"]),
+                               copy_distance_below=float(p["copy_distance_below"]), seed=seed, batch_size=batch)
     result = {"variant": variant, **evaluate_variant(
         photos, outputs, out_points, refs["photo_dan_points"], refs, out_pooled, out_maps, out_inception,
         str(refs["feature_net"]), str(refs["inception_note"]), settings,

@@ -2,7 +2,7 @@
 
 Reads `data/anime/faces.parquet`, `data/frames/` and `data/corrections/contour.csv`; writes
 `data/anime/landmarks40.parquet`, `metrics/contour.json` and `reports/contour_worst.png` (docs/pipeline.md).
-The work is `face2anime.landmarks.landmarks40.build_landmarks40`.
+The work is `face2anime.data.landmarks40.build_landmarks40`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 from face2anime.cli import run_stage
 from face2anime.io import write_image, write_json, write_table
 from face2anime.landmarks.framing import Framing
-from face2anime.landmarks.landmarks40 import build_landmarks40
+from face2anime.data.landmarks40 import build_landmarks40
 from face2anime.params import load_params
 from face2anime.viz.sheets import rgb_to_bgr
 

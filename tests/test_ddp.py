@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import face2anime.gan.train as train_module
-from face2anime.gan.data import PhotoSet, StyleSet
+from face2anime.gan.data import StyleSet, TrainPhotos
 from face2anime.gan.train import Outputs, TrainConfig, train_gan
 
 SIZE = 32
@@ -51,7 +51,7 @@ def _common(**kw):
 
 def _data(n=7):
     g = torch.Generator().manual_seed(0)
-    photos = PhotoSet(np.array([f"p{i}" for i in range(n)]), torch.rand(n, 3, SIZE, SIZE, generator=g) * 2 - 1,
+    photos = TrainPhotos(np.array([f"p{i}" for i in range(n)]), torch.rand(n, 3, SIZE, SIZE, generator=g) * 2 - 1,
                       torch.rand(n, 40, 2, generator=g) * 60 + 26)
     style = StyleSet(*(torch.rand(5, 3, SIZE, SIZE, generator=g) * 2 - 1 for _ in range(3)))
     return photos, style

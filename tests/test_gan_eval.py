@@ -7,8 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from face2anime.data.tensors import to_tensor, to_uint8
 from face2anime.metrics import gan
-from face2anime.metrics.features import InceptionPool3, embed, load_inception, to_tensor, to_uint8
+from face2anime.metrics.features import InceptionPool3, embed, load_inception
 
 
 # ---------------------------------------------------------------- KID

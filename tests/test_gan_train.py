@@ -11,7 +11,7 @@ from face2anime.dan.inference import FrozenDAN
 from face2anime.errors import UserError
 from face2anime.dan.model import DAN, DANConfig
 from face2anime.gan.backbone import load_backbone
-from face2anime.gan.data import PhotoSet, StyleSet
+from face2anime.gan.data import StyleSet, TrainPhotos
 from face2anime.gan.train import Outputs, TrainConfig, train_gan
 
 SIZE = 32
@@ -19,7 +19,7 @@ SIZE = 32
 
 def _data():
     g = torch.Generator().manual_seed(0)
-    photos = PhotoSet(np.array([f"p{i}" for i in range(6)]), torch.rand(6, 3, SIZE, SIZE, generator=g) * 2 - 1,
+    photos = TrainPhotos(np.array([f"p{i}" for i in range(6)]), torch.rand(6, 3, SIZE, SIZE, generator=g) * 2 - 1,
                       torch.rand(6, 40, 2, generator=g) * 60 + 26)
     style = StyleSet(*(torch.rand(5, 3, SIZE, SIZE, generator=g) * 2 - 1 for _ in range(3)))
     return photos, style
@@ -168,7 +168,7 @@ def _photo_set(n=6):
     crops = [cv2.resize(img[20 * i:20 * i + 300, 100 + 10 * i:400 + 10 * i], (SIZE, SIZE), interpolation=cv2.INTER_AREA)
              for i in range(n)]
     x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 127.5 - 1
-    return PhotoSet(np.array([f"p{i}" for i in range(n)]), x.contiguous(), torch.rand(n, 40, 2) * 60 + 26)
+    return TrainPhotos(np.array([f"p{i}" for i in range(n)]), x.contiguous(), torch.rand(n, 40, 2) * 60 + 26)
 
 
 @pytest.mark.slow

@@ -361,7 +361,7 @@ def test_stage_errors_are_one_line(tmp_path, demo):
 def test_helen_nme_through_the_stage_matches_raw_dlib(landmarker):
     if not HELEN.is_dir():
         pytest.skip(f"{HELEN} not available")
-    from face2anime.landmarks.photo_eval import annotated_photos, evaluate
+    from face2anime.metrics.photo_eval import annotated_photos, evaluate
 
     pairs = annotated_photos(HELEN)[::6]  # 55 of the 330 photos (the benchmark scores all of them)
     framing = Framing.from_params(yaml.safe_load((ROOT / "params.yaml").read_text())["framing"])

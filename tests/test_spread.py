@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from face2anime.metrics.compare import parse_gates
+from face2anime.ci_compare import parse_gates
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -19,7 +19,7 @@ from face2anime.landmarks.framing import crop_image
 
 
 @dataclass(frozen=True)
-class Face:
+class PhotoFace:
     """One face of a picture: its framing square (x0, y0, side) in picture pixels and the detector's score."""
 
     square: np.ndarray
@@ -39,11 +39,11 @@ class FaceFinder:
         self.framing, self.mapping = model.framing, model.mapping
         self.size = SIZE   # the training photos' crop size; the generator resizes to its own as in training
 
-    def find(self, rgb: np.ndarray) -> list[Face]:
-        return [Face(face_square(f.points68, self.framing, self.mapping), f.detection.score)
+    def find(self, rgb: np.ndarray) -> list[PhotoFace]:
+        return [PhotoFace(face_square(f.points68, self.framing, self.mapping), f.detection.score)
                 for f in self.landmarker.find_faces(rgb)]
 
-    def crops(self, rgb: np.ndarray, faces: list[Face]) -> np.ndarray:
+    def crops(self, rgb: np.ndarray, faces: list[PhotoFace]) -> np.ndarray:
         """(N, 112, 112, 3) uint8 RGB, one canonical crop per face: `crop_image` on the whole picture, exactly as
         the training photos' `color112` (its low-pass blurs the picture once per face; cheap next to detection)."""
         if not faces:

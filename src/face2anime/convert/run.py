@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from face2anime.convert.faces import Face, FaceFinder
+from face2anime.convert.faces import FaceFinder, PhotoFace
 from face2anime.convert.inputs import Item, collect
 from face2anime.convert.model import TrainedModel, read_model
 from face2anime.convert.paste import paste_faces
@@ -43,7 +43,7 @@ class _Picture:
 
     key: Any
     rgb: np.ndarray
-    faces: list[Face]
+    faces: list[PhotoFace]
     crops: np.ndarray
     styled: np.ndarray | None = None
 

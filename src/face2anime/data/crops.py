@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from face2anime.data.images import to_gray
 from face2anime.errors import UserError
 from face2anime.landmarks.framing import Framing, crop_image, framing_square, to_crop
 
@@ -64,7 +65,7 @@ def crop_face(image_rgb: np.ndarray, points40: np.ndarray, framing: Framing, lar
     """All crops of one face: the square from its 40 points, resampled at 112 and `large_size`."""
     square = framing_square(points40, framing)
     color112 = crop_image(image_rgb, square, CROP_SIZE)
-    gray112 = cv2.cvtColor(color112, cv2.COLOR_RGB2GRAY)
+    gray112 = to_gray(color112)
     color_large = crop_image(image_rgb, square, large_size)
     pts = to_crop(points40, square, CROP_SIZE).astype(np.float32)
     return FaceCrop(gray112, color112, color_large, pts, square)
@@ -101,4 +102,4 @@ class FrameStore:
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
     def gray(self, frame_id: str) -> np.ndarray:
-        return cv2.cvtColor(self.rgb(frame_id), cv2.COLOR_RGB2GRAY)
+        return to_gray(self.rgb(frame_id))

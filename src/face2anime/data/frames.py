@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from face2anime.data.images import to_gray
 from face2anime.errors import UserError
 
 THUMB_SIDE = 64  # cut detection compares 64x64 grey thumbnails (also the phash input at hash_size 16)
@@ -104,7 +105,7 @@ def thumbnail(frame_bgr: np.ndarray, side: int) -> np.ndarray:
     """
     half = cv2.resize(frame_bgr, (2 * side, 2 * side), interpolation=cv2.INTER_LINEAR)
     small = cv2.resize(half, (side, side), interpolation=cv2.INTER_AREA)
-    return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+    return to_gray(small, bgr=True)
 
 
 def frame_difference(a: np.ndarray, b: np.ndarray) -> float:

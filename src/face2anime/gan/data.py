@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
-import torch.nn.functional as F
 
+from face2anime.data.photo_input import load_photo_crops
+from face2anime.data.tensors import to_tensor
 from face2anime.errors import UserError
 from face2anime.io import read_arrays
 
@@ -22,7 +22,7 @@ DAN_SIZE = 112   # the size the photo points and the DAN live at
 
 
 @dataclass
-class PhotoSet:
+class TrainPhotos:
     ids: np.ndarray          # (N,) str
     images: torch.Tensor     # (N, 3, S, S) float RGB in [-1, 1]
     points: torch.Tensor     # (N, 40, 2) float target points, crop px at 112
@@ -41,45 +41,13 @@ class StyleSet:
         return len(self.color)
 
 
-def to_tensor(images: np.ndarray, size: int) -> torch.Tensor:
-    """(N, H, W, 3) or (N, H, W) uint8 -> (N, 3, size, size) float in [-1, 1] (area-resized if needed)."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).float().div_(127.5).sub_(1.0)
-    x = x.unsqueeze(-1).expand(*x.shape, 3) if x.dim() == 3 else x
-    x = x.permute(0, 3, 1, 2).contiguous()
-    if x.shape[-1] != size or x.shape[-2] != size:
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    return x
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(N, 3, H, W) float in [-1, 1] -> (N, H, W, 3) uint8 RGB."""
-    x = images.detach().float().cpu().clamp(-1, 1).add(1).mul(127.5).round()
-    return x.permute(0, 2, 3, 1).to(torch.uint8).numpy()
-
-
 def load_photos(crops_path: Path | str, table_path: Path | str, split: str, size: int,
-                max_photos: int | None = None) -> PhotoSet:
-    """Photo crops whose `photos.csv` split is `split` (rows matched by photo_id), first `max_photos` of them."""
-    crops_path, table_path = Path(crops_path), Path(table_path)
-    for p in (crops_path, table_path):
-        if not p.exists():
-            raise UserError(f"photo input {p} not found: run `dvc repro photo_landmarks` first")
-    arrays = read_arrays(crops_path)
-    for key in ("photo_id", "color112", "points112"):
-        if key not in arrays:
-            raise UserError(f"{crops_path} has no array {key!r} (see docs/pipeline.md)")
-    table = pd.read_csv(table_path, dtype={"photo_id": str})
-    if "split" not in table.columns:
-        raise UserError(f"{table_path} has no 'split' column")
-    wanted = set(table.loc[table["split"] == split, "photo_id"])
-    ids = arrays["photo_id"].astype(str)
-    keep = np.flatnonzero([i in wanted for i in ids])
-    if max_photos:
-        keep = keep[: int(max_photos)]
-    if len(keep) == 0:
-        raise UserError(f"no photos with split == {split!r} in {table_path} (of {len(ids)} crops)")
-    return PhotoSet(ids=ids[keep], images=to_tensor(arrays["color112"][keep], size),
-                    points=torch.from_numpy(arrays["points112"][keep].astype(np.float32)))
+                max_photos: int | None = None) -> TrainPhotos:
+    """Photo crops whose `photos.csv` split is `split` (`data.photo_input`), first `max_photos` of them, at `size`."""
+    crops = load_photo_crops(crops_path, table_path, split)
+    n = int(max_photos) if max_photos else len(crops.photo_ids)
+    return TrainPhotos(ids=crops.photo_ids[:n], images=to_tensor(crops.color[:n], size),
+                       points=torch.from_numpy(crops.targets[:n].astype(np.float32)))
 
 
 def load_style(style_path: Path | str, size: int) -> StyleSet:

@@ -12,11 +12,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# ITU-R BT.601 luma weights (R, G, B); the same in the landmark loss, the YUV colour loss and the style set.
-LUMA = (0.299, 0.587, 0.114)
-# RGB -> YUV (BT.601 analogue, U/V unscaled), rows Y, U, V.
+from face2anime.data.images import LUMA
+from face2anime.data.tensors import luma
+
+# RGB -> YUV (BT.601 analogue, U/V unscaled), rows Y, U, V; Y is the one luma (`data.images.LUMA`).
 YUV_MATRIX = (
-    (0.299, 0.587, 0.114),
+    LUMA,
     (-0.14714119, -0.28886916, 0.43601035),
     (0.61497538, -0.51496512, -0.10001026),
 )
@@ -27,12 +28,6 @@ REDUCTIONS = ("mean", "study")
 def to_unit(rgb: torch.Tensor) -> torch.Tensor:
     """[-1, 1] -> [0, 1]."""
     return (rgb + 1.0) * 0.5
-
-
-def luma(rgb: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) RGB in [-1, 1] -> (B, 1, H, W) grayscale in [0, 1] (ITU-R 601 weights, RGB order)."""
-    w = rgb.new_tensor(LUMA).view(1, 3, 1, 1)
-    return (to_unit(rgb) * w).sum(dim=1, keepdim=True)
 
 
 def rgb_to_yuv(rgb: torch.Tensor) -> torch.Tensor:

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from face2anime.data.tensors import luma
 from face2anime.gan import losses as L
 from face2anime.gan.models import build_discriminator, build_generator
 
@@ -50,7 +51,7 @@ class StepResult:
 
 def gray3(x: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) RGB in [-1, 1] -> the same image as 3-channel grayscale (ITU-R 601), in [-1, 1]."""
-    return (L.luma(x) * 2.0 - 1.0).expand(-1, 3, -1, -1)
+    return (luma(x) * 2.0 - 1.0).expand(-1, 3, -1, -1)
 
 
 class GANModel:

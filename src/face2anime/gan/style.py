@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from face2anime.data.images import LUMA, to_gray
+
 
 @dataclass(frozen=True)
 class EdgeSmoothing:
@@ -30,7 +32,7 @@ class EdgeSmoothing:
 
 def edge_mask(rgb: np.ndarray, cfg: EdgeSmoothing) -> np.ndarray:
     """(H, W) bool: Canny edges of the luma image, dilated with a square kernel."""
-    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    gray = to_gray(rgb)
     edges = cv2.Canny(gray, cfg.low, cfg.high)
     kernel = np.ones((cfg.dilate, cfg.dilate), np.uint8)
     return cv2.dilate(edges, kernel) > 0
@@ -45,13 +47,18 @@ def smooth_edges(rgb: np.ndarray, cfg: EdgeSmoothing) -> np.ndarray:
     return out
 
 
-def to_gray(rgb: np.ndarray) -> np.ndarray:
-    """(..., H, W, 3) uint8 RGB -> (..., H, W) uint8 ITU-R 601 luma (the same weights as the landmark loss)."""
-    luma = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+def style_gray(rgb: np.ndarray) -> np.ndarray:
+    """(..., H, W, 3) uint8 RGB -> (..., H, W) uint8 luma, float weights rounded half to even.
+
+    Not `data.images.to_gray`: OpenCV's fixed point differs by one level on 0.14 % of RGB triples, so
+    switching would change `data/style/style.npz` and every GAN trained on it. Kept until the demo is
+    re-run anyway; then this becomes `to_gray(color)`.
+    """
+    luma = rgb[..., 0] * LUMA[0] + rgb[..., 1] * LUMA[1] + rgb[..., 2] * LUMA[2]
     return np.clip(np.rint(luma), 0, 255).astype(np.uint8)
 
 
 def build_style_set(color: np.ndarray, cfg: EdgeSmoothing) -> dict[str, np.ndarray]:
     """color (N, H, W, 3) uint8 RGB -> {'color', 'smoothed', 'gray'} arrays for the GAN's style side."""
     smoothed = np.stack([smooth_edges(img, cfg) for img in color]) if len(color) else color.copy()
-    return {"color": color, "smoothed": smoothed, "gray": to_gray(color)}
+    return {"color": color, "smoothed": smoothed, "gray": style_gray(color)}

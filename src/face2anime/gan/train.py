@@ -28,11 +28,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from face2anime.data.tensors import to_uint8
 from face2anime.device import autocast_dtype, resolve_device
 from face2anime.errors import UserError, first_line
 from face2anime.gan import distributed
 from face2anime.gan import losses as L
-from face2anime.gan.data import PhotoSet, StyleSet, epoch_order, to_uint8
+from face2anime.gan.data import StyleSet, TrainPhotos, epoch_order
 from face2anime.gan.models import MODELS, save_generator
 from face2anime.gan.objectives import MODEL_CLASSES, Batch, GANModel
 from face2anime.io import atomic_path, write_image
@@ -191,7 +192,7 @@ def load_checkpoint(path: Path, fp: str, G: nn.Module, D: nn.Module, opt_g, opt_
 
 
 @torch.no_grad()
-def reconstruction_mae(G: nn.Module, photos: PhotoSet, device: torch.device, batch: int) -> float:
+def reconstruction_mae(G: nn.Module, photos: TrainPhotos, device: torch.device, batch: int) -> float:
     """Mean |G(p) - p| over the photos, in [0, 1] pixel units (G in eval mode, float32)."""
     total = 0.0
     for i in range(0, len(photos), batch):
@@ -206,7 +207,7 @@ def loss_shares(terms: dict[str, float]) -> dict[str, float]:
     return {k: (v / total if total > 0 else 0.0) for k, v in terms.items()}
 
 
-def sample_grid(G: nn.Module, photos: PhotoSet, n: int, device: torch.device,
+def sample_grid(G: nn.Module, photos: TrainPhotos, n: int, device: torch.device,
                 land: L.LandmarkLoss | None = None) -> np.ndarray:
     """RGB sheet: photos on top, generated images below (with the DAN's points when a DAN is given)."""
     from face2anime.viz.sheets import contact_sheet, draw_points
@@ -342,7 +343,7 @@ def load_init(model: GANModel, init_dir: Path) -> list[dict]:
     return history
 
 
-def train_gan(cfg: TrainConfig, photos: PhotoSet, style: StyleSet, backbone: nn.Module, out: Outputs,
+def train_gan(cfg: TrainConfig, photos: TrainPhotos, style: StyleSet, backbone: nn.Module, out: Outputs,
               dan: nn.Module | None = None, input_digest: str = "", progress: bool = True,
               init_dir: Path | None = None, stop_after_init: bool = False,
               config_extra: dict | None = None, dist: distributed.Dist | None = None) -> dict[str, Any]:

@@ -16,19 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from face2anime.assets import ASSETS, resolve
+from face2anime.data.tensors import to_tensor
 from face2anime.errors import UserError
-
-
-def to_tensor(images: np.ndarray) -> torch.Tensor:
-    """(N, H, W, 3) uint8 RGB -> (N, 3, H, W) float32 in [-1, 1], the generators' convention."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
-    return x / 127.5 - 1.0
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(N, 3, H, W) float in [-1, 1] -> (N, H, W, 3) uint8 RGB (rounded, clipped)."""
-    x = ((images.detach().float().clamp(-1, 1) + 1.0) * 127.5).round()
-    return x.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 @torch.no_grad()
@@ -41,7 +30,8 @@ def embed(net: nn.Module, images: np.ndarray, batch_size: int = 32,
     """
     pooled, maps = [], []
     for start in range(0, len(images), batch_size):
-        f = net(to_tensor(images[start:start + batch_size]).to(device)).double()
+        x = to_tensor(images[start:start + batch_size], memory_format=torch.channels_last)
+        f = net(x.to(device)).double()
         if f.ndim == 2:
             f = f[:, :, None, None]
         pooled.append(f.mean(dim=(2, 3)).cpu().numpy())

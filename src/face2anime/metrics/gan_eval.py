@@ -17,38 +17,23 @@ import numpy as np
 import torch
 from torch import nn
 
+from face2anime.data.photo_input import PhotoCrops, load_photo_crops
+from face2anime.data.tensors import luma, to_tensor, to_uint8
 from face2anime.errors import UserError
-from face2anime.io import read_arrays, read_table
+from face2anime.io import read_arrays
 from face2anime.metrics import gan
-from face2anime.metrics.features import embed, to_tensor, to_uint8
+from face2anime.metrics.features import embed
 from face2anime.metrics.landmarks import landmark_report
 
 
-
 # ---------------------------------------------------------------- inputs
-@dataclass(frozen=True)
-class HeldOutPhotos:
-    photo_ids: np.ndarray   # (N,) str
-    color: np.ndarray       # (N, 112, 112, 3) uint8 RGB
-    targets: np.ndarray     # (N, 40, 2) float, the photo's 40 target points (crop px at 112)
-
-
-def load_photos(crops_npz: Path | str, photos_csv: Path | str, split: str = "test") -> HeldOutPhotos:
-    """The photo crops whose `photos.csv` split is `split` (crops.npz rows = the csv's `ok` rows, in order)."""
-    for path in (crops_npz, photos_csv):
-        if not Path(path).exists():
-            raise UserError(f"{path} not found: run `dvc repro photo_landmarks` first")
-    arrays = read_arrays(crops_npz)
-    table = read_table(photos_csv)
-    ok = table[table["status"] == "ok"].reset_index(drop=True)
-    ids = arrays["photo_id"].astype(str)
-    if len(ok) != len(ids) or not np.array_equal(ok["photo_id"].astype(str).to_numpy(), ids):
-        raise UserError(f"{crops_npz} rows do not match the 'ok' rows of {photos_csv}: re-run photo_landmarks")
-    keep = (ok["split"] == split).to_numpy()
-    if keep.sum() < 2:
-        raise UserError(f"{photos_csv}: {int(keep.sum())} photos in split {split!r}; the GAN evaluation needs "
+def load_photos(crops_npz: Path | str, photos_csv: Path | str, split: str = "test") -> PhotoCrops:
+    """The held-out photo crops (`data.photo_input`); the KID needs at least 2 of them."""
+    photos = load_photo_crops(crops_npz, photos_csv, split)
+    if len(photos.photo_ids) < 2:
+        raise UserError(f"{photos_csv}: {len(photos.photo_ids)} photos in split {split!r}; the GAN evaluation needs "
                         f"at least 2 (add photos or raise the held-out share in photo_landmarks)")
-    return HeldOutPhotos(ids[keep], arrays["color112"][keep], arrays["points112"][keep].astype(np.float64))
+    return photos
 
 
 def load_anime(style_test_npz: Path | str, max_images: int, seed: int) -> np.ndarray:
@@ -70,7 +55,7 @@ def generate(generator: nn.Module, photos: np.ndarray, batch_size: int, device: 
     """G on (N, H, W, 3) uint8 RGB photos -> (N, H, W, 3) uint8 RGB outputs."""
     out = []
     for start in range(0, len(photos), batch_size):
-        x = to_tensor(photos[start:start + batch_size]).to(device)
+        x = to_tensor(photos[start:start + batch_size], memory_format=torch.channels_last).to(device)
         out.append(to_uint8(generator(x)))
     return np.concatenate(out)
 
@@ -78,17 +63,15 @@ def generate(generator: nn.Module, photos: np.ndarray, batch_size: int, device: 
 @torch.no_grad()
 def dan_points(dan: nn.Module, images: np.ndarray, batch_size: int, device: torch.device) -> np.ndarray:
     """Frozen DAN on (N, 112, 112, 3) uint8 RGB, converted to grayscale as in the landmark loss -> (N, 40, 2)."""
-    from face2anime.gan.losses import luma
-
     out = []
     for start in range(0, len(images), batch_size):
-        gray = luma(to_tensor(images[start:start + batch_size]).to(device))
+        gray = luma(to_tensor(images[start:start + batch_size], memory_format=torch.channels_last).to(device))
         out.append(dan(gray).double().cpu().numpy())
     return np.concatenate(out)
 
 
 # ---------------------------------------------------------------- shared reference features
-def reference_features(photos: HeldOutPhotos, anime: np.ndarray, net: nn.Module, inception: nn.Module | None,
+def reference_features(photos: PhotoCrops, anime: np.ndarray, net: nn.Module, inception: nn.Module | None,
                        batch_size: int, device: torch.device) -> dict[str, np.ndarray]:
     """Features of the held-out photos and anime faces, computed once for all variants."""
     photo_pooled, photo_maps = embed(net, photos.color, batch_size, device)
@@ -131,7 +114,7 @@ def read_reference(path: Path | str) -> dict[str, np.ndarray]:
 
 # ---------------------------------------------------------------- one variant
 @dataclass(frozen=True)
-class EvalSettings:
+class GanEvalSettings:
     outlier_px: float
     kid_subsets: int
     kid_subset_size: int
@@ -141,7 +124,7 @@ class EvalSettings:
     batch_size: int
 
 
-def _kid(x: np.ndarray, y: np.ndarray, s: EvalSettings) -> dict[str, Any]:
+def _kid(x: np.ndarray, y: np.ndarray, s: GanEvalSettings) -> dict[str, Any]:
     return gan.kid(x, y, s.kid_subsets, s.kid_subset_size, s.seed).as_dict()
 
 
@@ -154,10 +137,10 @@ def _landmarks(pred: np.ndarray, true: np.ndarray, outlier_px: float) -> dict[st
     return {k: report[k] for k in _LANDMARK_KEYS}
 
 
-def evaluate_variant(photos: HeldOutPhotos, outputs: np.ndarray, out_points: np.ndarray, photo_points: np.ndarray,
+def evaluate_variant(photos: PhotoCrops, outputs: np.ndarray, out_points: np.ndarray, photo_points: np.ndarray,
                      refs: dict[str, np.ndarray], out_pooled: np.ndarray, out_maps: np.ndarray,
                      out_inception: np.ndarray | None, feature_net: str, inception_note: str,
-                     s: EvalSettings, training: dict[str, Any] | None = None) -> dict[str, Any]:
+                     s: GanEvalSettings, training: dict[str, Any] | None = None) -> dict[str, Any]:
     """All numbers for one generator, JSON-ready (see docs/pipeline.md for the layout)."""
     if not np.array_equal(refs["photo_id"].astype(str), photos.photo_ids.astype(str)):
         raise UserError("reference features do not match the held-out photos: re-run eval_gan_reference")
