@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from face2anime.data.photos import demo_photos, load_photo
+from face2anime.convert.video import decoded_facts
 from face2anime.io import write_image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,16 +71,6 @@ def run(cmd: list[str]) -> tuple[int, str]:
     return proc.returncode, out
 
 
-def video_facts(path: Path) -> tuple[int, float, int, int]:
-    cap = cv2.VideoCapture(str(path))
-    n = 0
-    while cap.read()[0]:
-        n += 1
-    facts = (n, cap.get(cv2.CAP_PROP_FPS), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
-    cap.release()
-    return facts
-
-
 def before_after(pairs: list[tuple[Path, Path]], height: int = 320) -> np.ndarray:
     rows = []
     for before, after in pairs:
@@ -125,9 +116,9 @@ def main(argv: list[str] | None = None) -> int:
         if (out / "pictures" / "no_face.png").exists():
             check(np.array_equal(cv2.imread(str(files["no_face"])), cv2.imread(str(out / "pictures" / "no_face.png"))),
                   "no-face picture copied byte-equal in pixels")
-        n_in, fps_in, w_in, h_in = video_facts(files["video"])
+        n_in, fps_in, w_in, h_in = decoded_facts(files["video"])
         if (out / "clip.mp4").exists():
-            n_out, fps_out, w_out, h_out = video_facts(out / "clip.mp4")
+            n_out, fps_out, w_out, h_out = decoded_facts(out / "clip.mp4")
             check((n_out, w_out, h_out) == (n_in, w_in, h_in) and abs(fps_out - fps_in) < 1e-3,
                   f"video: {n_out} frames {w_out}x{h_out} at {fps_out:g} fps (input {n_in} {w_in}x{h_in} {fps_in:g})")
         else:

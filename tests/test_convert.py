@@ -24,6 +24,7 @@ from face2anime.convert.inputs import collect
 from face2anime.convert.model import read_model
 from face2anime.convert.paste import face_mask, paste_faces
 from face2anime.convert.run import convert_paths
+from face2anime.convert.video import decoded_facts
 from face2anime.convert.settings import find_params_file, load_settings
 from face2anime.convert.video import has_audio
 from face2anime.data.photos import demo_photos, load_photo
@@ -190,16 +191,6 @@ def _video(path: Path, frames: list[np.ndarray], fps: float, fourcc: str = "mp4v
     return path
 
 
-def _video_facts(path: Path) -> tuple[int, float, int, int]:
-    cap = cv2.VideoCapture(str(path))
-    n = 0
-    while cap.read()[0]:
-        n += 1
-    facts = (n, cap.get(cv2.CAP_PROP_FPS), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
-    cap.release()
-    return facts
-
-
 def test_video_keeps_frame_count_size_and_rate(tmp_path, model_dir, demo):
     a = demo["astronaut"][:, 16:496]   # 480 x 512: width != height catches swapped sizes
     frames = [np.roll(a, 4 * i, axis=1) for i in range(4)] + [np.full_like(a, 90)]   # last frame: no face
@@ -209,7 +200,7 @@ def test_video_keeps_frame_count_size_and_rate(tmp_path, model_dir, demo):
     (o,) = report.outcomes
     assert report.exit_code == 0 and o.status == "converted", report.listing()
     assert o.frames == 5 and o.faces == 4 and o.note == "no audio track"
-    assert _video_facts(tmp_path / "out" / "clip.mp4") == (5, 10.0, 480, 512)
+    assert decoded_facts(tmp_path / "out" / "clip.mp4") == (5, 10.0, 480, 512)
     assert "1 video (5 frames, 4 faces; no audio track)" in report.summary()
     assert not [p for p in (tmp_path / "out").rglob("*") if p.name.startswith(".")]   # no temp files left
     crops = _convert([src], tmp_path / "crops", model_dir, mode="crops")
@@ -230,7 +221,7 @@ def test_video_audio_track_is_carried_over(tmp_path, model_dir, demo):
     report = _convert([src], tmp_path / "out", model_dir)
     assert report.outcomes[0].note == "audio copied"
     assert has_audio(tmp_path / "out" / "talk.mkv")
-    assert _video_facts(tmp_path / "out" / "talk.mkv")[:2] == (3, 6.0)
+    assert decoded_facts(tmp_path / "out" / "talk.mkv")[:2] == (3, 6.0)
     dropped = _convert([src], tmp_path / "out2", model_dir, audio="drop")
     assert dropped.outcomes[0].note == "audio dropped" and not has_audio(tmp_path / "out2" / "talk.mkv")
 

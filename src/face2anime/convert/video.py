@@ -102,6 +102,19 @@ class VideoSink:
         self.writer.release()
 
 
+def decoded_facts(path: Path | str) -> tuple[int, float, int, int]:
+    """(frames actually decoded, fps, width, height) of a written video: what a check of the output compares
+    with its input (the container's frame count can differ from what decodes)."""
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    facts = (n, cap.get(cv2.CAP_PROP_FPS), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+             int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    cap.release()
+    return facts
+
+
 @contextlib.contextmanager
 def _native_stderr_muted() -> Iterator[None]:
     """Silence what native code writes to file descriptor 2 (the writer's failure is reported by isOpened)."""
