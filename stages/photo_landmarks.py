@@ -12,8 +12,7 @@ from pathlib import Path
 from face2anime.cli import run_stage
 from face2anime.data.photo_set import build_photo_set
 from face2anime.io import write_arrays, write_image, write_json, write_table
-from face2anime.landmarks.framing import Framing
-from face2anime.params import load_params
+from face2anime.params import load_settings
 
 OUT_DIR = Path("data/photos")
 METRICS = Path("metrics/photos.json")
@@ -23,8 +22,8 @@ ANIME_SPLIT = Path("data/anime/split.csv")
 
 
 def main() -> str:
-    p = load_params("photo_landmarks")
-    framing = Framing.from_params(load_params("framing"))
+    p = load_settings("photo_landmarks")
+    framing = load_settings("framing")
     photo_set = build_photo_set(p, framing, ANIME_CROPS, ANIME_SPLIT)
     write_arrays(OUT_DIR / "crops.npz", **photo_set.arrays)
     write_table(OUT_DIR / "photos.csv", photo_set.table)

@@ -22,7 +22,8 @@ from face2anime.errors import UserError
 from face2anime.io import read_arrays, read_table
 from face2anime.landmarks.dlib68 import DlibLandmarker, NoFace
 from face2anime.landmarks.framing import Framing
-from face2anime.landmarks.schema import DLIB_MAPPINGS, dlib_to_face40
+from face2anime.landmarks.schema import dlib_to_face40
+from face2anime.params import PhotoLandmarksParams
 from face2anime.viz.mean_shapes import plot_mean_shapes
 
 CSV_COLUMNS = ["photo_id", "path", "status", "reason", "split", "source_photo", "variant", "mirrored",
@@ -57,39 +58,31 @@ class PhotoSet:
                 f"{m['train_photos']} train / {m['test_photos']} test photos, lid shift {self.lid_shift:.2f} px{off}")
 
 
-def check_params(p: dict[str, Any], anime_crops: Path) -> None:
-    """Fail early, before any photo is read, on a bad mapping or lid shift (auto needs the anime crops)."""
-    if p["mapping"] not in DLIB_MAPPINGS:
-        raise UserError(f"photo_landmarks.mapping={p['mapping']!r}: choose one of {', '.join(DLIB_MAPPINGS)}")
-    shift_param = p["lower_lid_shift"]
-    if shift_param != "auto" and not isinstance(shift_param, (int, float)):
-        raise UserError(f"photo_landmarks.lower_lid_shift={shift_param!r}: a number (px at 112) or 'auto'")
-    if shift_param == "auto" and not anime_crops.exists():
+def check_params(p: PhotoLandmarksParams, anime_crops: Path) -> None:
+    """Fail early, before any photo is read: lid shift auto needs the anime crops."""
+    if p.lower_lid_shift == "auto" and not anime_crops.exists():
         raise UserError(f"lower_lid_shift: auto needs the anime crops {anime_crops} (run crop_anime first) "
                         "or set a number (8.8 = the study)")
 
 
-def select_photos(p: dict[str, Any]) -> list[PhotoFile]:
+def select_photos(p: PhotoLandmarksParams) -> list[PhotoFile]:
     """The photos to read: the demo portraits or every file of the user's folder."""
-    if p["source"] == "demo":
+    if p.source == "demo":
         return demo_photos()
-    if p["source"] == "folder":
-        return list_photos(p["photos_dir"])
-    raise UserError(f"photo_landmarks.source={p['source']!r}: choose demo or folder")
+    return list_photos(p.photos_dir)
 
 
-def make_landmarker(p: dict[str, Any]) -> DlibLandmarker:
+def make_landmarker(p: PhotoLandmarksParams) -> DlibLandmarker:
     """dlib's detector + 68-point predictor as the params configure them."""
-    return DlibLandmarker(detector=p["detector"], upsample=int(p["upsample"]),
-                          threshold=float(p["det_threshold"]), policy=p["face_policy"],
-                          max_side=int(p["max_side"]), predictor_path=p["predictor_path"],
-                          cnn_path=p["cnn_path"])
+    return DlibLandmarker(detector=p.detector, upsample=p.upsample, threshold=p.det_threshold,
+                          policy=p.face_policy, max_side=p.max_side, predictor_path=p.predictor_path,
+                          cnn_path=p.cnn_path)
 
 
 def read_photos(photos: list[PhotoFile], landmarker: DlibLandmarker, framing: Framing, jitter: Jitter,
-                p: dict[str, Any]) -> tuple[list[dict], list[CropView], list[dict]]:
+                p: PhotoLandmarksParams) -> tuple[list[dict], list[CropView], list[dict]]:
     """(table rows, crop views, skipped photos): a bad photo becomes a 'skipped' row with its reason, not an error."""
-    seed, large, variants = int(p["seed"]), int(p["large_size"]), int(p["variants"])
+    seed, large, variants = p.seed, p.large_size, p.variants
     rows, views, skipped = [], [], []
     for photo in tqdm(photos, desc="photo_landmarks", unit="photo"):
         base = {"photo_id": photo.photo_id, "path": photo.label, "source_photo": photo.photo_id}
@@ -102,8 +95,8 @@ def read_photos(photos: list[PhotoFile], landmarker: DlibLandmarker, framing: Fr
             skipped.append({"photo": photo.label, "reason": skip.reason})
             continue
         rng = np.random.default_rng([seed, zlib.crc32(photo.photo_id.encode())])
-        note = f"{face.n_faces} faces, {p['face_policy']} kept" if face.n_faces > 1 else ""
-        for cv in crop_views(image, face, framing, p["mapping"], large, variants, jitter, rng):
+        note = f"{face.n_faces} faces, {p.face_policy} kept" if face.n_faces > 1 else ""
+        for cv in crop_views(image, face, framing, p.mapping, large, variants, jitter, rng):
             rows.append({**base, "photo_id": f"{photo.photo_id}_v{cv.view_index:02d}", "status": "ok",
                          "reason": note, "variant": cv.view_index, "mirrored": int(cv.view.mirror),
                          "n_faces": face.n_faces, "width": image.shape[1], "height": image.shape[0],
@@ -169,23 +162,23 @@ def compare_shapes(raw: np.ndarray, target: np.ndarray, shift: float, anime: Ani
     return shapes, offsets
 
 
-def build_photo_set(p: dict[str, Any], framing: Framing, anime_crops: Path, anime_split: Path) -> PhotoSet:
+def build_photo_set(p: PhotoLandmarksParams, framing: Framing, anime_crops: Path, anime_split: Path) -> PhotoSet:
     """Run photo_landmarks in memory: read the photos, crop the views, split, derive targets, compare to anime."""
-    seed = int(p["seed"])
+    seed = p.seed
     check_params(p, anime_crops)
     photos = select_photos(p)
-    jitter = Jitter.from_params(p["jitter"])
+    jitter = p.jitter
     landmarker = make_landmarker(p)
     rows, views, skipped = read_photos(photos, landmarker, framing, jitter, p)
-    df, sides = photo_table(rows, float(p["test_fraction"]), seed)
+    df, sides = photo_table(rows, p.test_fraction, seed)
     ok = df["status"] == "ok"
 
     points68 = np.stack([v.points68_112 for v in views])
-    raw = dlib_to_face40(points68, p["mapping"], 0.0)
+    raw = dlib_to_face40(points68, p.mapping, 0.0)
     anime = load_anime_points(anime_crops, anime_split)
     train_rows = (df.loc[ok, "split"] == "train").to_numpy()
-    shift, shift_info = lower_lid_shift(p["lower_lid_shift"], anime, raw[train_rows], anime_crops)
-    target = dlib_to_face40(points68, p["mapping"], shift)
+    shift, shift_info = lower_lid_shift(p.lower_lid_shift, anime, raw[train_rows], anime_crops)
+    target = dlib_to_face40(points68, p.mapping, shift)
 
     arrays = {
         "photo_id": df.loc[ok, "photo_id"].to_numpy(dtype=str),
@@ -203,7 +196,7 @@ def build_photo_set(p: dict[str, Any], framing: Framing, anime_crops: Path, anim
     reasons = pd.Series([s["reason"] for s in skipped], dtype=str).value_counts().sort_index()
     first_views = ok & (df["variant"] == 0)
     metrics = {
-        "source": p["source"],
+        "source": p.source,
         "photos": len(photos),
         "ok": int(df.loc[ok, "source_photo"].nunique()),
         "crops": int(ok.sum()),
@@ -214,11 +207,11 @@ def build_photo_set(p: dict[str, Any], framing: Framing, anime_crops: Path, anim
         "downscaled_photos": int(df.loc[first_views, "detect_scale"].lt(1).sum()),
         "train_photos": sum(v == "train" for v in sides.values()),
         "test_photos": sum(v == "test" for v in sides.values()),
-        "detector": p["detector"],
-        "face_policy": p["face_policy"],
-        "mapping": p["mapping"],
+        "detector": p.detector,
+        "face_policy": p.face_policy,
+        "mapping": p.mapping,
         "lower_lid_shift_px": round(shift, 3),
-        "lower_lid_shift_source": "auto" if p["lower_lid_shift"] == "auto" else "param",
+        "lower_lid_shift_source": "auto" if p.lower_lid_shift == "auto" else "param",
         **shift_info,
         "anime_faces_compared": 0 if anime is None else len(anime.points),
         "mean_offset_to_anime_px": offsets or None,
