@@ -18,7 +18,9 @@ from PIL import Image
 from face2anime.data.frames import INDEX_COLUMNS, extract_frames, is_sampled, thumb_phash
 from face2anime.data.videos import list_videos
 from face2anime.errors import UserError
-from _params import settings
+from face2anime.params import load_params
+
+from _params import PARAMS, settings
 
 ROOT = Path(__file__).resolve().parents[1]
 W, H, FPS = 160, 96, 24.0
@@ -226,7 +228,8 @@ def test_bad_params_are_user_errors():
 
 
 def _stage(project: Path, params: dict) -> subprocess.CompletedProcess:
-    (project / "params.yaml").write_text(yaml.safe_dump({"extract_frames": params}))
+    section = {**load_params("extract_frames", PARAMS), **params}   # the repository's values, then the test's
+    (project / "params.yaml").write_text(yaml.safe_dump({"extract_frames": section}))
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     return subprocess.run([sys.executable, str(ROOT / "stages" / "extract_frames.py")], cwd=project, env=env,
                           capture_output=True, text=True, timeout=120)
