@@ -171,7 +171,7 @@ def test_hysts_stage_with_faster_rcnn_end_to_end(random_weights, empty_cache, tm
     index = frame_index([2], video="clip.mp4", scenes=[1], size=(200, 160))
     write_frames(tmp_path, index)
     params = {"detect_anime": {
-        "backend": "hysts", "face_detector": "faster-rcnn", "device": "cpu", "threads": 1,
+        **load_params("detect_anime", PARAMS), "backend": "hysts", "face_detector": "faster-rcnn", "device": "cpu", "threads": 1,
         "detector_weights": str(frcnn), "landmark_weights": str(random_weights["hrnetv2"]),
         "min_det_score": None, "min_face_px": 5, "max_faces": 1, "min_lmk_score": None}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
