@@ -23,9 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from face2anime.data.frames import FrameConfig, extract_frames
-from face2anime.errors import UserError
-from face2anime.params import load_params
+from face2anime.data.frames import extract_frames
+from face2anime.params import ExtractFramesParams, load_settings
 
 DEMO = Path("data/demo/episode.mp4")
 
@@ -65,7 +64,7 @@ def raw_decode(path: Path) -> int:
     return n
 
 
-def measure(video: Path, cfg: FrameConfig, repeats: int, tmp: Path, offload: bool | None) -> None:
+def measure(video: Path, cfg: ExtractFramesParams, repeats: int, tmp: Path, offload: bool | None) -> None:
     raw_wall = raw_cpu = ext_wall = ext_cpu = float("inf")
     frames = kept = 0
     for r in range(repeats):
@@ -89,10 +88,7 @@ def main() -> None:
     ap.add_argument("--offload", choices=["auto", "on", "off"], default="auto",
                     help="thumbnails and hashes in the worker pool (auto: on with 4+ cores)")
     args = ap.parse_args()
-    try:
-        cfg = FrameConfig.from_params(load_params("extract_frames"))
-    except UserError:  # outside the project root: library defaults
-        cfg = FrameConfig()
+    cfg = load_settings("extract_frames", Path(__file__).resolve().parents[1] / "params.yaml")
     with tempfile.TemporaryDirectory() as tmp:
         video = args.video or (DEMO if DEMO.exists() else make_clip(Path(tmp) / "clip.mp4"))
         print(f"video: {video}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; offload {args.offload}")

@@ -13,9 +13,8 @@ import sys
 import time
 
 from face2anime.landmarks.dlib68 import DlibLandmarker
-from face2anime.landmarks.framing import Framing
 from face2anime.metrics.photo_eval import annotated_photos, evaluate
-from face2anime.params import load_params
+from face2anime.params import load_params, load_settings
 
 
 def main() -> int:
@@ -34,7 +33,7 @@ def main() -> int:
                         policy=p["face_policy"], max_side=int(p["max_side"]),
                         predictor_path=p["predictor_path"], cnn_path=p["cnn_path"])
     start = time.perf_counter()
-    res = evaluate(pairs, lm, Framing.from_params(load_params("framing")), p["mapping"], progress=True)
+    res = evaluate(pairs, lm, load_settings("framing"), p["mapping"], progress=True)
     r = res.nme(p["mapping"])
     print(f"HELEN test: {len(pairs)} photos, scored {r['images']} (stage failed {r['stage_failed']}, "
           f"raw failed {r['raw_failed']}), detector {p['detector']}, mapping {p['mapping']}, "

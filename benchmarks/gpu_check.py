@@ -200,7 +200,8 @@ def hysts_check(args, device) -> None:
     from safetensors.torch import save_file
 
     from face2anime.detect.filters import FaceFilter, new_counter
-    from face2anime.detect.hysts import HystsBackend, HystsConfig
+    from face2anime.detect.hysts import HystsBackend
+    from face2anime.params import load_params, validate, DetectAnimeParams
 
     with tempfile.TemporaryDirectory() as tmp:
         paths = {}
@@ -208,9 +209,10 @@ def hysts_check(args, device) -> None:
             torch.manual_seed(0)
             paths[name] = Path(tmp) / f"{name}.safetensors"
             save_file({k: v.contiguous() for k, v in cls().state_dict().items()}, str(paths[name]))
-        backend = HystsBackend.from_config(HystsConfig.from_params({
-            "face_detector": "yolov3", "device": str(device), "detector_weights": str(paths["yolov3"]),
-            "landmark_weights": str(paths["hrnetv2"])}))
+        backend = HystsBackend.from_config(validate(DetectAnimeParams, {
+            **load_params("detect_anime", Path(__file__).resolve().parents[1] / "params.yaml"), "face_detector": "yolov3", "device": str(device),
+            "detector_weights": str(paths["yolov3"]), "landmark_weights": str(paths["hrnetv2"])},
+            "gpu_check", "detect_anime"))
     rng = np.random.default_rng(0)
     frame = rng.integers(0, 255, (360, 640, 3), dtype=np.uint8)
     cv2.ellipse(frame, (320, 180), (60, 80), 0, 0, 360, (200, 220, 250), -1)

@@ -15,9 +15,9 @@ from face2anime.cli import run_stage
 from face2anime.data.crops import CROP_SIZE, FrameStore, crop_face, outside_fraction
 from face2anime.errors import UserError
 from face2anime.io import atomic_group, read_table, write_arrays, write_image, write_json, write_table
-from face2anime.landmarks.framing import Framing, framing_square
+from face2anime.landmarks.framing import framing_square
 from face2anime.landmarks.schema import FACE40, FACE40_REGIONS, points_from_table
-from face2anime.params import load_params
+from face2anime.params import load_settings
 from face2anime.viz.sheets import PALETTE, contact_sheet, draw_points, rgb_to_bgr
 
 TABLE_IN = Path("data/anime/landmarks40.parquet")
@@ -38,13 +38,9 @@ def point_colours() -> list[tuple[int, int, int]]:
 
 
 def main() -> str:
-    params = load_params("crop_anime")
-    framing = Framing.from_params(load_params("framing"))
-    large = int(params.get("large_size", 256))
-    max_outside = float(params.get("max_outside", 0.25))
-    n_sheet = int(params.get("sheet_faces", 48))
-    if large < CROP_SIZE:
-        raise UserError(f"crop_anime.large_size must be >= {CROP_SIZE}, got {large}")
+    params = load_settings("crop_anime")
+    framing = load_settings("framing")
+    large, max_outside, n_sheet = params.large_size, params.max_outside, params.sheet_faces
     if not TABLE_IN.exists():
         raise UserError(f"{TABLE_IN} not found: run the expand_contour stage first")
     table = read_table(TABLE_IN)

@@ -11,38 +11,33 @@ from pathlib import Path
 from face2anime.cli import run_stage
 from face2anime.detect.filters import FaceFilter
 from face2anime.detect.run import detect_frames, read_frame_index
-from face2anime.errors import UserError
 from face2anime.io import write_json, write_table
-from face2anime.params import load_params, seed_everything
+from face2anime.params import load_settings, seed_everything
 
 FRAMES_DIR = Path("data/frames")
 FACES_OUT = Path("data/anime/faces.parquet")
 METRICS_OUT = Path("metrics/detect.json")
-BACKENDS = ("labels", "hysts")
 
 
 def main() -> str:
-    params = load_params("detect_anime")
-    backend_name = params.get("backend", "labels")
-    if backend_name not in BACKENDS:
-        raise UserError(f"detect_anime.backend must be one of {', '.join(BACKENDS)}, got {backend_name!r}")
+    params = load_settings("detect_anime")
+    backend_name = params.backend
     flt = FaceFilter.from_params(params)
     index = read_frame_index(FRAMES_DIR)
     if backend_name == "labels":
         from face2anime.detect.labels import LabelsBackend, read_labels
 
-        backend = LabelsBackend(read_labels(params.get("labels_file", "data/demo/truth.csv")), index)
+        backend = LabelsBackend(read_labels(params.labels_file), index)
         with_contour = backend.has_contour
     else:
-        from face2anime.detect.hysts import HystsBackend, HystsConfig
+        from face2anime.detect.hysts import HystsBackend
 
-        cfg = HystsConfig.from_params(params)
-        backend = HystsBackend.from_config(cfg)
+        backend = HystsBackend.from_config(params)
         seed_everything(0)   # inference draws no random numbers; this selects deterministic kernels
         with_contour = False
     result = detect_frames(index, FRAMES_DIR, backend, flt, with_contour=with_contour)
     if backend_name == "hysts":
-        result.metrics["face_detector"] = cfg.face_detector
+        result.metrics["face_detector"] = params.face_detector
     write_table(FACES_OUT, result.faces)
     write_json(METRICS_OUT, result.metrics)
     m = result.metrics

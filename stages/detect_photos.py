@@ -13,15 +13,14 @@ from pathlib import Path
 from face2anime.cli import run_stage
 from face2anime.data.photo_views import build_photo_views, write_photo_views
 from face2anime.io import atomic_path
-from face2anime.landmarks.framing import Framing
-from face2anime.params import load_params
+from face2anime.params import load_settings
 
 OUT_DIR = Path("data/photo_views")
 
 
 def main() -> str:
-    p = load_params("photo_landmarks")
-    framing = Framing.from_params(load_params("framing"))
+    p = load_settings("photo_landmarks")
+    framing = load_settings("framing")
     views = build_photo_views(p, framing)
     with atomic_path(OUT_DIR, is_dir=True) as tmp:
         write_photo_views(tmp, views)

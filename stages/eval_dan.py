@@ -6,15 +6,13 @@ Writes `metrics/dan.json` (per stage: RMSE, outliers, NME, CED AUC, failure rate
 
 from pathlib import Path
 
-import torch
-
 from face2anime.cli import run_stage
 from face2anime.dan.data import load_anime_data
-from face2anime.dan.evaluate import EvalSettings, evaluate, worst_sheet
+from face2anime.dan.evaluate import evaluate, worst_sheet
 from face2anime.dan.export import load_model
 from face2anime.device import resolve_device
 from face2anime.io import write_image, write_json, write_table
-from face2anime.params import load_params
+from face2anime.params import load_settings, set_threads
 from face2anime.viz.sheets import rgb_to_bgr
 
 CROPS = Path("data/anime/crops.npz")
@@ -25,18 +23,16 @@ REPORTS = Path("reports/dan")
 
 
 def main() -> str:
-    params = load_params("eval_dan")
-    settings = EvalSettings.from_params(params)
-    if int(params["threads"]) > 0:
-        torch.set_num_threads(int(params["threads"]))
-    device = resolve_device(str(params["device"]), "eval_dan.device")
+    settings = load_settings("eval_dan")
+    set_threads(settings.threads)
+    device = resolve_device(settings.device, "eval_dan.device")
     data = load_anime_data(CROPS, SPLIT, require=("test",))
     test = data.splits["test"]
     model, config = load_model(MODEL_DIR, device)
     ev = evaluate(model, test, device, settings)
 
     final = ev.metrics["final"]
-    targets = {k: float(v) for k, v in params["targets"].items()}
+    targets = settings.targets.model_dump()
     ev.metrics["targets"] = targets
     ev.metrics["meets_targets"] = {k: bool(final[k] <= v) for k, v in targets.items()}
     stages = sorted(ev.ced)

@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
 from face2anime.cli import run_stage
 from face2anime.dan.inference import FrozenDAN
 from face2anime.gan.backbone import load_backbone
@@ -22,7 +20,7 @@ from face2anime.metrics.features import embed, load_inception
 from face2anime.device import resolve_device
 from face2anime.metrics.gan_eval import (GanEvalSettings, dan_points, evaluate_variant, generate, load_photos,
                                          read_reference, read_training_summary)
-from face2anime.params import load_params, seed_everything
+from face2anime.params import load_settings, seed_everything, set_threads
 
 PHOTOS_NPZ = Path("data/photos/crops.npz")
 PHOTOS_CSV = Path("data/photos/photos.csv")
@@ -31,29 +29,28 @@ DAN_DIR = Path("models/dan")
 
 
 def main(variant: str) -> str:
-    p = load_params("eval_gan")
-    seed = int(p["seed"])
+    p = load_settings("eval_gan")
+    seed = p.seed
     seed_everything(seed)
-    torch.set_num_threads(min(torch.get_num_threads(), int(p["threads"])))
-    device = resolve_device(str(p["device"]), "eval_gan.device")
+    set_threads(p.threads)
+    device = resolve_device(p.device, "eval_gan.device")
     generator = load_generator(Path("models/gan") / variant, device=device)
     refs = read_reference(REFERENCE)
-    photos = load_photos(PHOTOS_NPZ, PHOTOS_CSV, str(p["split"]))
-    batch = int(p["batch_size"])
+    photos = load_photos(PHOTOS_NPZ, PHOTOS_CSV, p.split)
+    batch = p.batch_size
     outputs = generate(generator, photos.color, batch, device)
     out_points = dan_points(FrozenDAN.load(DAN_DIR, device=device), outputs, batch, device)
-    fn = p["feature_net"]
-    net = load_backbone(fn["name"], fn["layer"], weights=fn.get("weights"), device=device)
+    fn = p.feature_net
+    net = load_backbone(fn.name, fn.layer, weights=fn.weights, device=device)
     out_pooled, out_maps = embed(net, outputs, batch, device)
     out_inception = None
     if "anime_inception" in refs:
-        inception, _ = load_inception(p["inception"].get("weights"))
+        inception, _ = load_inception(p.inception.weights)
         if inception is not None:
             out_inception = embed(inception.to(device), outputs, batch, device)[0]
-    settings = GanEvalSettings(outlier_px=float(p["outlier_px"]), kid_subsets=int(p["kid"]["subsets"]),
-                               kid_subset_size=int(p["kid"]["subset_size"]),
-                               collapse_ratio_below=float(p["collapse_ratio_below"]),
-                               copy_distance_below=float(p["copy_distance_below"]), seed=seed, batch_size=batch)
+    settings = GanEvalSettings(outlier_px=p.outlier_px, kid_subsets=p.kid.subsets, kid_subset_size=p.kid.subset_size,
+                            collapse_ratio_below=p.collapse_ratio_below,
+                            copy_distance_below=p.copy_distance_below, seed=seed, batch_size=batch)
     result = {"variant": variant, **evaluate_variant(
         photos, outputs, out_points, refs["photo_dan_points"], refs, out_pooled, out_maps, out_inception,
         str(refs["feature_net"]), str(refs["inception_note"]), settings,

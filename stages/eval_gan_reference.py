@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from face2anime.cli import run_stage
 from face2anime.dan.inference import FrozenDAN
@@ -19,7 +18,7 @@ from face2anime.io import write_arrays
 from face2anime.metrics.features import load_inception
 from face2anime.device import resolve_device
 from face2anime.metrics.gan_eval import dan_points, load_anime, load_photos, reference_features
-from face2anime.params import load_params, seed_everything
+from face2anime.params import load_settings, seed_everything, set_threads
 
 PHOTOS_NPZ = Path("data/photos/crops.npz")
 PHOTOS_CSV = Path("data/photos/photos.csv")
@@ -29,22 +28,22 @@ OUT = Path("data/gan_eval/reference.npz")
 
 
 def main() -> str:
-    p = load_params("eval_gan")
-    seed = int(p["seed"])
+    p = load_settings("eval_gan")
+    seed = p.seed
     seed_everything(seed)
-    torch.set_num_threads(min(torch.get_num_threads(), int(p["threads"])))
-    device = resolve_device(str(p["device"]), "eval_gan.device")
-    photos = load_photos(PHOTOS_NPZ, PHOTOS_CSV, str(p["split"]))
-    anime = load_anime(STYLE_TEST, int(p["max_anime"]), seed)
-    fn = p["feature_net"]
-    net = load_backbone(fn["name"], fn["layer"], weights=fn.get("weights"), device=device)
-    feature_net = f"{fn['name']} {fn['layer']} (ReLU), global average pooled, {net.out_channels}-d"
+    set_threads(p.threads)
+    device = resolve_device(p.device, "eval_gan.device")
+    photos = load_photos(PHOTOS_NPZ, PHOTOS_CSV, p.split)
+    anime = load_anime(STYLE_TEST, p.max_anime, seed)
+    fn = p.feature_net
+    net = load_backbone(fn.name, fn.layer, weights=fn.weights, device=device)
+    feature_net = f"{fn.name} {fn.layer} (ReLU), global average pooled, {net.out_channels}-d"
     inception, note = (None, "switched off (eval_gan.inception.enabled: false)")
-    if p["inception"]["enabled"]:
-        inception, note = load_inception(p["inception"].get("weights"))
+    if p.inception.enabled:
+        inception, note = load_inception(p.inception.weights)
         if inception is not None:
             inception = inception.to(device)
-    batch = int(p["batch_size"])
+    batch = p.batch_size
     refs = reference_features(photos, anime, net, inception, batch, device)
     refs["photo_dan_points"] = dan_points(FrozenDAN.load(DAN_DIR, device=device), photos.color, batch, device)
     refs["feature_net"] = np.array(feature_net)

@@ -11,9 +11,8 @@ from pathlib import Path
 
 from face2anime.cli import run_stage
 from face2anime.io import write_image, write_json, write_table
-from face2anime.landmarks.framing import Framing
 from face2anime.data.landmarks40 import build_landmarks40
-from face2anime.params import load_params
+from face2anime.params import load_settings
 from face2anime.viz.sheets import rgb_to_bgr
 
 FACES_IN = Path("data/anime/faces.parquet")
@@ -24,8 +23,8 @@ PICTURE_OUT = Path("reports/contour_worst.png")
 
 
 def main() -> str:
-    params = load_params("expand_contour")
-    framing = Framing.from_params(load_params("framing"))
+    params = load_settings("expand_contour")
+    framing = load_settings("framing")
     result = build_landmarks40(params, framing, FACES_IN, FRAMES_DIR)
     write_table(TABLE_OUT, result.table)
     write_json(METRICS_OUT, result.metrics)

@@ -8,43 +8,34 @@ cannot be decoded is counted and named; the others go on.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from face2anime.cli import run_stage
 from face2anime.data.frame_sheet import scene_sheet
-from face2anime.data.frames import FrameConfig, extract_frames
+from face2anime.data.frames import extract_frames
 from face2anime.data.videos import list_videos
 from face2anime.errors import UserError
 from face2anime.io import atomic_path, write_image, write_json, write_table
-from face2anime.params import load_params
+from face2anime.params import ExtractFramesParams, load_settings
 
 FRAMES_OUT = Path("data/frames")
 METRICS_OUT = Path("metrics/frames.json")
 SHEET_OUT = Path("reports/frames_scenes.png")
-SOURCES = ("demo", "videos")
 
 
-def source_videos(params: dict[str, Any]) -> tuple[list[Path], list[str]]:
+def source_videos(params: ExtractFramesParams) -> tuple[list[Path], list[str]]:
     """The videos to extract and the names of non-video files found next to them."""
-    source = params.get("source", "demo")
-    if source == "demo":
-        demo = Path(params.get("demo_video", "data/demo/episode.mp4"))
+    if params.source == "demo":
+        demo = Path(params.demo_video)
         if not demo.is_file():
             raise UserError(f"{demo} not found: run `dvc repro make_demo`, or set extract_frames.source: videos")
         return [demo], []
-    if source == "videos":
-        return list_videos(params.get("videos_dir", "data/raw/videos"))
-    raise UserError(f"extract_frames.source must be one of {', '.join(SOURCES)}, got {source!r}")
+    return list_videos(params.videos_dir)
 
 
 def main() -> str:
-    params = load_params("extract_frames")
-    cfg = FrameConfig.from_params(params)
-    try:
-        sheet_tiles = int(params.get("sheet_scenes", 48))
-    except (TypeError, ValueError):
-        raise UserError(f"extract_frames.sheet_scenes must be an integer, got {params.get('sheet_scenes')!r}") from None
-    videos, ignored = source_videos(params)
+    cfg = load_settings("extract_frames")
+    sheet_tiles = cfg.sheet_scenes
+    videos, ignored = source_videos(cfg)
     with atomic_path(FRAMES_OUT, is_dir=True) as tmp:
         result = extract_frames(videos, tmp, cfg)
         write_table(tmp / "index.csv", result.index)

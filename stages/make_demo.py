@@ -11,11 +11,11 @@ import cv2
 import numpy as np
 
 from face2anime.cli import run_stage
-from face2anime.demo.episode import DemoConfig, Shot, render_episode
+from face2anime.demo.episode import Shot, render_episode
 from face2anime.demo.preview import annotate, contact_sheet
 from face2anime.errors import UserError
 from face2anime.io import atomic_path, write_image, write_table
-from face2anime.params import load_params
+from face2anime.params import load_settings
 
 OUT = Path("data/demo")
 VIDEO = OUT / "episode.mp4"
@@ -23,7 +23,7 @@ VIDEO = OUT / "episode.mp4"
 
 def main() -> str:
     # every random draw comes from numpy generators seeded with make_demo.seed (no global state involved)
-    cfg = DemoConfig.from_params(load_params("make_demo"))
+    cfg = load_settings("make_demo")
     middles: dict[int, np.ndarray] = {}  # each shot's middle frame, for the preview
 
     with atomic_path(VIDEO) as tmp:

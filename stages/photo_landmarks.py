@@ -14,7 +14,7 @@ from face2anime.cli import run_stage
 from face2anime.data.photo_set import build_photo_set
 from face2anime.data.photo_views import read_photo_views
 from face2anime.io import atomic_path, write_arrays, write_image, write_json, write_table
-from face2anime.params import load_params
+from face2anime.params import load_settings
 
 VIEWS_DIR = Path("data/photo_views")
 OUT_DIR = Path("data/photos")
@@ -25,7 +25,7 @@ ANIME_SPLIT = Path("data/anime/split.csv")
 
 
 def main() -> str:
-    p = load_params("photo_landmarks")
+    p = load_settings("photo_landmarks")
     photo_set = build_photo_set(p, read_photo_views(VIEWS_DIR), ANIME_CROPS, ANIME_SPLIT)
     with atomic_path(OUT_DIR, is_dir=True) as tmp:  # the pair is published by one folder rename
         write_arrays(tmp / "crops.npz", **photo_set.arrays)

@@ -16,7 +16,7 @@ from face2anime.cli import run_stage
 from face2anime.errors import UserError
 from face2anime.gan.style import EdgeSmoothing, build_style_set, edge_mask
 from face2anime.io import read_arrays, write_arrays, write_image
-from face2anime.params import load_params
+from face2anime.params import load_settings
 from face2anime.viz.sheets import contact_sheet, rgb_to_bgr
 
 CROPS = Path("data/anime/crops.npz")
@@ -32,7 +32,7 @@ def _rows(face_ids: np.ndarray, split: pd.DataFrame, name: str) -> np.ndarray:
 
 
 def main() -> str:
-    p = load_params("prepare_style")
+    p = load_settings("prepare_style")
     for path in (CROPS, SPLIT):
         if not path.exists():
             raise UserError(f"{path} not found: run `dvc repro split` first")
@@ -44,16 +44,16 @@ def main() -> str:
     unknown = int(len(set(ids) - set(split["face_id"])))
     if unknown:
         raise UserError(f"{unknown} faces of {CROPS} are missing from {SPLIT}: re-run `dvc repro split`")
-    train = _rows(ids, split, str(p["train_split"]))
-    test = _rows(ids, split, str(p["test_split"]))
+    train = _rows(ids, split, p.train_split)
+    test = _rows(ids, split, p.test_split)
     if len(train) == 0:
-        raise UserError(f"no anime faces with split == {p['train_split']!r} in {SPLIT}")
+        raise UserError(f"no anime faces with split == {p.train_split!r} in {SPLIT}")
     cfg = EdgeSmoothing.from_params(p)
     style = build_style_set(crops["color112"][train], cfg)
     write_arrays(STYLE, face_id=ids[train], **style)
     write_arrays(STYLE_TEST, face_id=ids[test], color=crops["color112"][test])
 
-    n = min(int(p["preview_faces"]), len(train))
+    n = min(p.preview_faces, len(train))
     pick = np.linspace(0, len(train) - 1, n).round().astype(int)
     masks = [np.repeat(edge_mask(style["color"][i], cfg)[:, :, None] * np.uint8(255), 3, axis=2) for i in pick]
     tiles = [style["color"][i] for i in pick] + masks + [style["smoothed"][i] for i in pick] + \

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from face2anime.cli import run_stage
 from face2anime.dan.inference import FrozenDAN
@@ -21,7 +20,7 @@ from face2anime.gan.models import load_generator
 from face2anime.io import write_image, write_table, write_text
 from face2anime.device import resolve_device
 from face2anime.metrics.gan_eval import dan_points, generate, load_photos
-from face2anime.params import load_params, seed_everything
+from face2anime.params import load_settings, seed_everything, set_threads
 from face2anime.viz.report import comparison_grid, summary_markdown, summary_row, variant_grid
 from face2anime.viz.sheets import rgb_to_bgr
 
@@ -39,23 +38,23 @@ def _pick(n_total: int, n: int) -> np.ndarray:
 
 
 def main() -> str:
-    p = load_params("report")
-    ev = load_params("eval_gan")
-    seed_everything(int(ev["seed"]))
-    torch.set_num_threads(min(torch.get_num_threads(), int(ev["threads"])))
-    device = resolve_device(str(ev["device"]), "eval_gan.device")
-    variants = [str(v) for v in p["variants"]]
+    p = load_settings("report")
+    ev = load_settings("eval_gan")
+    seed_everything(ev.seed)
+    set_threads(ev.threads)
+    device = resolve_device(ev.device, "eval_gan.device")
+    variants = list(p.variants)
     metrics = {}
     for v in variants:
         path = Path("metrics/gan") / f"{v}.json"
         if not path.exists():
             raise UserError(f"{path} not found: run `dvc repro eval_gan` first")
         metrics[v] = json.loads(path.read_text())
-    photos = load_photos(PHOTOS_NPZ, PHOTOS_CSV, str(ev["split"]))
-    idx = _pick(len(photos.photo_ids), int(p["photos"]))
+    photos = load_photos(PHOTOS_NPZ, PHOTOS_CSV, ev.split)
+    idx = _pick(len(photos.photo_ids), p.photos)
     color, targets = photos.color[idx], photos.targets[idx]
     dan = FrozenDAN.load(DAN_DIR, device=device)
-    batch, scale = int(ev["batch_size"]), int(p["scale"])
+    batch, scale = ev.batch_size, p.scale
     outputs = {}
     for v in variants:
         outputs[v] = generate(load_generator(Path("models/gan") / v, device=device), color, batch, device)

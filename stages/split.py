@@ -15,7 +15,7 @@ from face2anime.data.crops import check_crops_pair
 from face2anime.data.split import SPLITS, assign_splits, face_groups, split_summary
 from face2anime.errors import UserError
 from face2anime.io import write_json, write_table
-from face2anime.params import load_params
+from face2anime.params import load_settings
 
 CROPS_CSV = Path("data/anime/crops.csv")
 SPLIT_OUT = Path("data/anime/split.csv")
@@ -23,7 +23,7 @@ METRICS_OUT = Path("metrics/split.json")
 
 
 def main() -> str:
-    params = load_params("split")
+    params = load_settings("split")
     if not CROPS_CSV.exists():
         raise UserError(f"{CROPS_CSV} not found: run the crop_anime stage first")
     try:
@@ -36,12 +36,12 @@ def main() -> str:
     check_crops_pair(CROPS_CSV.with_suffix(".npz"), df["face_id"], CROPS_CSV)
     if df.empty:
         raise UserError(f"{CROPS_CSV} has no faces to split")
-    fractions = {s: float(params.get(s, 0.0)) for s in SPLITS}
+    fractions = {s: getattr(params, s) for s in SPLITS}
     groups = face_groups(df)
-    split = assign_splits(groups, fractions, int(params.get("seed", 0)))
+    split = assign_splits(groups, fractions, params.seed)
     write_table(SPLIT_OUT, pd.DataFrame({"face_id": df["face_id"], "split": split}))
     summary = split_summary(groups, split)
-    summary.update({"seed": int(params.get("seed", 0)), "target": fractions})
+    summary.update({"seed": params.seed, "target": fractions})
     write_json(METRICS_OUT, summary)
     parts = ", ".join(f"{s} {summary[s]['faces']} ({summary[s]['groups']} groups)" for s in SPLITS)
     return f"{summary['faces']} faces in {summary['groups']} groups: {parts}"

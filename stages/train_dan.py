@@ -6,13 +6,11 @@ checkpoints in `checkpoints/dan/` and training curves in `dvclive/dan/`.
 
 from pathlib import Path
 
-import torch
-
 from face2anime.cli import run_stage
 from face2anime.dan.data import load_anime_data
 from face2anime.dan.train import TrainSettings, export, train_dan
 from face2anime.device import resolve_device
-from face2anime.params import load_params, seed_everything
+from face2anime.params import load_settings, seed_everything, set_threads
 
 CROPS = Path("data/anime/crops.npz")
 SPLIT = Path("data/anime/split.csv")
@@ -22,15 +20,14 @@ LIVE_DIR = Path("dvclive/dan")
 
 
 def main() -> str:
-    params = load_params("dan")
+    params = load_settings("dan")
     settings = TrainSettings.from_params(params)
-    if int(params["threads"]) > 0:
-        torch.set_num_threads(int(params["threads"]))
+    set_threads(params.threads)
     seed_everything(settings.seed)
-    device = resolve_device(str(params["device"]), "dan.device")
+    device = resolve_device(params.device, "dan.device")
     data = load_anime_data(CROPS, SPLIT)
     # Where it runs does not change what is trained: device/threads stay out of the checkpoint fingerprint.
-    recipe = {k: v for k, v in params.items() if k not in ("device", "threads")}
+    recipe = params.model_dump(exclude={"device", "threads"})
     result = train_dan(data, settings, recipe, CHECKPOINT_DIR, device, live_dir=LIVE_DIR)
     export(MODEL_DIR, result, settings, recipe, skipped=data.skipped)
     resumed = f", resumed at stage {result.resumed_from[0]} epoch {result.resumed_from[1]}" if result.resumed_from else ""

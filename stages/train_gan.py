@@ -29,7 +29,7 @@ from face2anime.gan.backbone import load_backbone
 from face2anime.gan.data import load_photos, load_style
 from face2anime.gan.models import MODELS
 from face2anime.gan.train import LOSSES, Outputs, TrainConfig, file_digest, train_gan
-from face2anime.params import load_params
+from face2anime.params import load_settings
 
 PHOTOS_NPZ = Path("data/photos/crops.npz")
 PHOTOS_CSV = Path("data/photos/photos.csv")
@@ -40,26 +40,22 @@ INIT_ROOT = Path("models/gan_init")
 def photo_framing() -> dict:
     """How the training photos were found and framed (params `framing`, `photo_landmarks.*`), for config.json:
     `face2anime convert` must frame new faces exactly so."""
-    f, p = load_params("framing"), load_params("photo_landmarks")
-    return {"framing": {"margin": float(f["margin"]), "y_shift": float(f["y_shift"])},
-            "photo_landmarks": {"mapping": str(p["mapping"]), "detector": str(p["detector"]),
-                                "upsample": int(p["upsample"]), "det_threshold": float(p["det_threshold"]),
-                                "max_side": int(p["max_side"])}}
+    f, p = load_settings("framing"), load_settings("photo_landmarks")
+    return {"framing": f.model_dump(),
+            "photo_landmarks": {"mapping": p.mapping, "detector": p.detector, "upsample": p.upsample,
+                                "det_threshold": p.det_threshold, "max_side": p.max_side}}
 
 
 def main(model: str, loss: str | None) -> str:
     """`loss` None = the init run of `model`. Under torchrun every process runs this; rank 0 writes."""
-    gan = load_params("gan")
-    for section in ("common", model):
-        if section not in gan:
-            raise UserError(f"params.yaml has no section gan.{section}")
+    gan = load_settings("gan")
+    photo_framing()   # checks the framing and photo_landmarks sections before any work
     init = loss is None
-    cfg = TrainConfig(model=model, loss="base" if init else loss, common=gan["common"], arch=gan[model],
-                      landmark=gan.get("landmark", {}))
+    cfg = TrainConfig(model=model, loss="base" if init else loss, common=gan.common.model_dump(),
+                      arch=getattr(gan, model).model_dump(), landmark=gan.landmark.model_dump())
     cfg.validate()
     c = cfg.common
-    dist = distributed.from_env(resolve_device(str(c["device"]), "gan.common.device"),
-                                float(c.get("dist_timeout_s", 1800)))
+    dist = distributed.from_env(resolve_device(c["device"], "gan.common.device"), c["dist_timeout_s"])
     try:
         return _train(cfg, model, loss, dist)
     finally:
@@ -78,7 +74,7 @@ def _train(cfg: TrainConfig, model: str, loss: str | None, dist: distributed.Dis
                              bool(bb["allow_download"]), device, activation=str(bb["activation"]))
     inputs = [PHOTOS_NPZ, PHOTOS_CSV, STYLE]
     dan = None
-    if not init and c.get("dan_dir"):
+    if not init and c["dan_dir"]:
         from face2anime.dan.inference import FrozenDAN
         dan_dir = Path(str(c["dan_dir"]))
         dan = FrozenDAN.load(dan_dir, device=device)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pandas as pd
 import pytest
 from _contour_synth import faces_table, make_face, render
+from _params import settings
 
 from face2anime.errors import UserError
 from face2anime.landmarks import contour as ct
@@ -16,7 +15,7 @@ from face2anime.landmarks.expand import expand_table, truth_errors
 from face2anime.landmarks.framing import Framing
 from face2anime.landmarks.schema import points_from_table
 
-PARAMS = ct.ContourParams()
+PARAMS = settings("expand_contour").search
 
 
 def _expand_one(img_rgb, face, prior=None, fixed=None):
@@ -83,14 +82,14 @@ def test_mean_shape_prior_improves_the_fallback():
     src0 = res.table["contour_source"].iat[0]
     assert src0[3:8] == "FDFFF"  # index 4 is the detected cheek point
     assert all(s == "DSSSDSSSDSSSDSSSD" for s in res.table["contour_source"].iloc[1:])
-    err = truth_errors(table, res.table, Framing())
+    err = truth_errors(table, res.table, Framing(margin=1.25, y_shift=-0.05))
     assert err.shape == (14, 12)
     assert np.nanmean(err[1:]) < 0.7
     assert err[0].max() < 1.5  # fallback shaped by the mean contour: close to the hidden outline
     # without enough confident faces there is no mean shape: the spline-only fallback is worse here
-    alone = expand_table(table, frames.__getitem__, dataclasses.replace(PARAMS, min_confident=100), {}, 0.5)
+    alone = expand_table(table, frames.__getitem__, PARAMS.model_copy(update={"min_confident": 100}), {}, 0.5)
     assert alone.mean_shape is None
-    assert truth_errors(table, alone.table, Framing())[0].mean() > err[0].mean()
+    assert truth_errors(table, alone.table, Framing(margin=1.25, y_shift=-0.05))[0].mean() > err[0].mean()
     # contract columns
     for col in ["face_id", "frame_id", "video", "frame", "shot", "character", "q00_x", "q39_y", "v00", "v39",
                 "contour_source"]:

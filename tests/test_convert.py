@@ -310,7 +310,7 @@ def test_params_section_is_checked(tmp_path):
             load_settings({**base, key: value})
     with pytest.raises(UserError, match="unknown"):
         load_settings({**base, "fether": 0.1})
-    with pytest.raises(UserError, match="lacks"):
+    with pytest.raises(UserError, match="convert.mask: missing"):
         load_settings({k: v for k, v in base.items() if k != "mask"})
     assert load_settings(PARAMS, {"feather": 0.3}).feather == 0.3
 

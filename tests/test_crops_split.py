@@ -38,7 +38,7 @@ def test_points_land_on_the_features():
         x, y = np.round(pts[i]).astype(int)
         pts[i] = (x, y)
         img[y - 1:y + 2, x - 1:x + 2] = 255
-    crop = crop_face(img, pts, Framing(), 256)
+    crop = crop_face(img, pts, Framing(margin=1.25, y_shift=-0.05), 256)
     assert crop.gray112.shape == (CROP_SIZE, CROP_SIZE) and crop.color_large.shape == (256, 256, 3)
     g = crop.gray112.astype(float)
     for i in marked:
@@ -54,8 +54,8 @@ def _mirror_pair():
     rng = np.random.default_rng(1)
     pts = _points40(rng, cx=250.0, cy=180.0, s=55.0)
     img = cv2.GaussianBlur(rng.integers(0, 255, (360, 640, 3), dtype=np.uint8), (0, 0), 3)
-    crop = crop_face(img, pts, Framing(), 256)
-    mirror = crop_face(img[:, ::-1].copy(), flip_points(pts, FACE40, 640), Framing(), 256)
+    crop = crop_face(img, pts, Framing(margin=1.25, y_shift=-0.05), 256)
+    mirror = crop_face(img[:, ::-1].copy(), flip_points(pts, FACE40, 640), Framing(margin=1.25, y_shift=-0.05), 256)
     return crop, mirror
 
 
@@ -189,7 +189,7 @@ def test_three_stages_end_to_end(tmp_path, monkeypatch):
     assert arr["points112"].dtype == np.float32 and arr["points112"].shape == (31, 40, 2)
     assert arr["visible"].dtype == bool and arr["square"].shape == (31, 3)
     np.testing.assert_allclose(arr["square"][0], framing_square(
-        lm[[f"q{i:02d}_{a}" for i in range(40) for a in "xy"]].to_numpy().reshape(-1, 40, 2)[0], Framing()))
+        lm[[f"q{i:02d}_{a}" for i in range(40) for a in "xy"]].to_numpy().reshape(-1, 40, 2)[0], Framing(margin=1.25, y_shift=-0.05)))
     assert json.loads(Path("metrics/crops.json").read_text())["skipped_faces"] == ["synth_000015_f1"]
 
     _run("split")

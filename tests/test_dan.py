@@ -12,6 +12,7 @@ from face2anime.dan.export import load_model, save_model
 from face2anime.dan.inference import FrozenDAN
 from face2anime.dan.model import DAN, DANConfig
 from face2anime.dan.train import TrainSettings, cosine_lr, train_dan
+from face2anime.params import DanParams
 from face2anime.landmarks import schema
 
 torch.set_num_threads(2)
@@ -111,7 +112,7 @@ def test_augmentation_keeps_points_on_their_features():
         gray[i] = (255 * _blob(pts[i, 17], sigma=1.5)).astype(np.uint8)
     faces = FaceSet(gray, pts, np.array([f"f{i}" for i in range(4)]))
     gen = torch.Generator().manual_seed(0)
-    img, out = make_batch(faces, np.arange(4), Augment(True, 15.0, 0.1, 4.0), gen, torch.device("cpu"))
+    img, out = make_batch(faces, np.arange(4), Augment(mirror=True, rotate_deg=15.0, scale=0.1, translate_px=4.0, brightness=0.0, contrast=0.0), gen, torch.device("cpu"))
     perm = schema.FACE40.flip_permutation()
     for i in range(4):
         c = _centroid(img[i, 0].numpy())
@@ -183,7 +184,7 @@ def _settings(**kw):
          "augment": {"mirror": True, "rotate_deg": 5.0, "scale": 0.05, "translate_px": 2.0,
                      "brightness": 0.1, "contrast": 0.2}}
     p.update(kw)
-    return TrainSettings.from_params(p), p
+    return TrainSettings.from_params(DanParams.model_validate({"device": "cpu", "threads": 0, **p})), p
 
 
 @pytest.mark.slow

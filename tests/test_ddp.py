@@ -44,7 +44,7 @@ def _common(**kw):
     # split 3/3 and 1/0 (a rank with nothing steps on one row with share 0)
     c = dict(seed=0, image_size=SIZE, batch_size=6, init_batch_size=4, epochs=2, init_epochs=1, lr_g_init=1e-3,
              lr_g=8e-4, lr_d=1.6e-3, betas=[0.5, 0.999], monitor_photos=4, samples=3, device="cpu", amp=False,
-             num_threads=1, channels_last=True, init_weights={"con": 1.5, "pixel": 10.0})
+             threads=1, channels_last=True, init_weights={"con": 1.5, "pixel": 10.0})
     c.update(kw)
     return c
 

@@ -16,20 +16,32 @@ import yaml
 from face2anime.demo.character import sample_character
 from face2anime.demo.contour import true_contour17, vertical_hit
 from face2anime.demo.draw import Canvas, downscale, render
-from face2anime.demo.episode import TRUTH_COLUMNS, DemoConfig, plan_episode, render_episode
+from face2anime.demo.episode import TRUTH_COLUMNS, plan_episode, render_episode
+from face2anime.params import MakeDemoParams, validate
 from face2anime.demo.face import FaceState, build_face
 from face2anime.demo.geometry import Pose
 from face2anime.errors import UserError
 from face2anime.landmarks.schema import points_from_table
 
 ROOT = Path(__file__).resolve().parents[1]
+# The renderer settings these tests were written against; SMALL shrinks them.
+TEST_DEMO = dict(seed=0, width=640, height=360, fps=24, duration_s=30.0, shot_len_s=(0.7, 1.9), max_characters=3,
+                 empty_shot_share=0.12, recurring_share=0.2, face_height_px=(70.0, 200.0), max_roll_deg=20.0,
+                 max_zoom=1.25, world_margin=0.3, blink_every_s=(1.2, 3.5), talk_share=0.6, supersample=2,
+                 frame_margin_px=2.0, preview_frames=9)
+
+
+def demo_config(**kw) -> MakeDemoParams:
+    return MakeDemoParams(**{**TEST_DEMO, **kw})
+
+
 SMALL = dict(width=320, height=180, fps=12, duration_s=2.5, shot_len_s=(0.6, 1.0), face_height_px=(40.0, 100.0),
              empty_shot_share=0.0, max_zoom=1.2)
 
 
 def _render(seed: int) -> tuple[list[np.ndarray], pd.DataFrame]:
     frames: list[np.ndarray] = []
-    _, truth = render_episode(DemoConfig(seed=seed, **SMALL), lambda s, k, f: frames.append(f), progress=False)
+    _, truth = render_episode(demo_config(seed=seed, **SMALL), lambda s, k, f: frames.append(f), progress=False)
     return frames, truth
 
 
@@ -40,7 +52,7 @@ def clip():
 
 @pytest.fixture(scope="module")
 def shots():
-    return plan_episode(DemoConfig(seed=11, **SMALL))
+    return plan_episode(demo_config(seed=11, **SMALL))
 
 
 def _csv_bytes(df: pd.DataFrame) -> bytes:
@@ -172,10 +184,10 @@ def test_blink_and_talk_move_the_points():
 
 def test_params_section_is_valid_and_strict():
     params = yaml.safe_load((ROOT / "params.yaml").read_text())["make_demo"]
-    cfg = DemoConfig.from_params(params)
+    cfg = validate(MakeDemoParams, params, "params.yaml", "make_demo")
     assert (cfg.width, cfg.height) == (640, 360)
     with pytest.raises(UserError):
-        DemoConfig.from_params({**params, "no_such_knob": 1})
+        validate(MakeDemoParams, {**params, "no_such_knob": 1}, "params.yaml", "make_demo")
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from face2anime.detect.faces import FACE_COLUMNS, contour_columns, faces_points
 from face2anime.detect.filters import REASONS, FaceFilter, new_counter
@@ -20,6 +21,9 @@ from face2anime.detect.labels import LabelsBackend, read_labels
 from face2anime.detect.run import detect_frames, read_frame_index
 from face2anime.errors import UserError
 from face2anime.landmarks.schema import HYSTS28, table_columns
+from face2anime.params import load_params
+
+from _params import PARAMS, settings
 
 ROOT = Path(__file__).resolve().parents[1]
 OPEN = FaceFilter()  # every filter off
@@ -115,9 +119,9 @@ def check_faces_table(df: pd.DataFrame) -> None:
 
 @pytest.mark.slow
 def test_hysts_yolov3_runs_on_resolved_local_weights(random_weights, empty_cache, tmp_path):
-    from face2anime.detect.hysts import HystsBackend, HystsConfig
+    from face2anime.detect.hysts import HystsBackend
 
-    cfg = HystsConfig.from_params({"face_detector": "yolov3", "device": "auto",
+    cfg = settings("detect_anime", **{"face_detector": "yolov3", "device": "auto",
                                    "detector_weights": str(random_weights["yolov3"]),
                                    "landmark_weights": str(random_weights["hrnetv2"])})
     backend = HystsBackend.from_config(cfg)
@@ -167,7 +171,7 @@ def test_hysts_stage_with_faster_rcnn_end_to_end(random_weights, empty_cache, tm
     index = frame_index([2], video="clip.mp4", scenes=[1], size=(200, 160))
     write_frames(tmp_path, index)
     params = {"detect_anime": {
-        "backend": "hysts", "face_detector": "faster-rcnn", "device": "cpu", "threads": 1,
+        **load_params("detect_anime", PARAMS), "backend": "hysts", "face_detector": "faster-rcnn", "device": "cpu", "threads": 1,
         "detector_weights": str(frcnn), "landmark_weights": str(random_weights["hrnetv2"]),
         "min_det_score": None, "min_face_px": 5, "max_faces": 1, "min_lmk_score": None}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
@@ -185,9 +189,9 @@ def test_hysts_stage_with_faster_rcnn_end_to_end(random_weights, empty_cache, tm
 
 
 def test_hysts_weights_that_do_not_fit_are_one_line_errors(random_weights, empty_cache):
-    from face2anime.detect.hysts import HystsConfig, load_detector
+    from face2anime.detect.hysts import load_detector
 
-    cfg = HystsConfig.from_params({"face_detector": "yolov3", "device": "cpu",
+    cfg = settings("detect_anime", **{"face_detector": "yolov3", "device": "cpu",
                                    "detector_weights": str(random_weights["hrnetv2"]),
                                    "landmark_weights": str(random_weights["hrnetv2"])})
     with pytest.raises(UserError) as err:
@@ -196,10 +200,10 @@ def test_hysts_weights_that_do_not_fit_are_one_line_errors(random_weights, empty
 
 
 def test_hysts_offline_without_weights_names_file_and_source(empty_cache):
-    from face2anime.detect.hysts import HystsConfig, resolve_weights
+    from face2anime.detect.hysts import resolve_weights
 
     with pytest.raises(UserError) as err:
-        resolve_weights(HystsConfig.from_params({"face_detector": "yolov3"}))
+        resolve_weights(settings("detect_anime", face_detector="yolov3"))
     msg = str(err.value)
     assert "model.safetensors" in msg
     assert "https://huggingface.co/hysts/anime-face-detector-yolov3" in msg
@@ -209,7 +213,8 @@ def test_hysts_offline_without_weights_names_file_and_source(empty_cache):
 
 def test_hysts_stage_offline_error_is_one_line_exit_1(empty_cache, tmp_path):
     write_frames(tmp_path, frame_index([0], size=(64, 48)))
-    (tmp_path / "params.yaml").write_text("detect_anime:\n  backend: hysts\n  face_detector: faster-rcnn\n")
+    section = {**load_params("detect_anime", PARAMS), "backend": "hysts", "face_detector": "faster-rcnn"}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"detect_anime": section}))
     proc = subprocess.run([sys.executable, str(ROOT / "stages" / "detect_anime.py")], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
@@ -221,12 +226,10 @@ def test_hysts_stage_offline_error_is_one_line_exit_1(empty_cache, tmp_path):
 
 
 def test_hysts_config_rejects_bad_values():
-    from face2anime.detect.hysts import HystsConfig
-
     with pytest.raises(UserError, match="face_detector"):
-        HystsConfig.from_params({"face_detector": "retinanet"})
+        settings("detect_anime", face_detector="retinanet")
     with pytest.raises(UserError, match="device"):
-        HystsConfig.from_params({"device": "tpu"})
+        settings("detect_anime", device="tpu")
 
 
 # ---------------------------------------------------------------- labels backend
@@ -342,12 +345,13 @@ def test_filters_count_every_reason():
 
 
 def test_filters_from_params():
-    flt = FaceFilter.from_params({"min_det_score": 0.5, "min_face_px": None, "max_faces": 0, "min_lmk_score": 0.3})
+    flt = FaceFilter.from_params(settings("detect_anime", min_det_score=0.5, min_face_px=None, max_faces=0,
+                                          min_lmk_score=0.3))
     assert flt == FaceFilter(min_det_score=0.5, min_face_px=None, max_faces=None, min_lmk_score=0.3)
     with pytest.raises(UserError, match="max_faces"):
-        FaceFilter.from_params({"max_faces": -1})
+        settings("detect_anime", max_faces=-1)
     with pytest.raises(UserError, match="min_det_score"):
-        FaceFilter.from_params({"min_det_score": "high"})
+        settings("detect_anime", min_det_score="high")
 
 
 def test_labels_stage_is_deterministic(tmp_path, monkeypatch):
@@ -364,7 +368,8 @@ def test_labels_stage_is_deterministic(tmp_path, monkeypatch):
     index.to_csv(frames_dir / "index.csv", index=False)
     labels_table().to_csv(tmp_path / "truth.csv", index=False)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"detect_anime": {
-        "backend": "labels", "labels_file": "truth.csv", "min_face_px": 40, "max_faces": 4}}))
+        **load_params("detect_anime", PARAMS), "backend": "labels", "labels_file": "truth.csv", "min_face_px": 40,
+        "max_faces": 4, "min_det_score": None, "min_lmk_score": None}}))
     monkeypatch.chdir(tmp_path)
     stage.main()
     first = (tmp_path / "data/anime/faces.parquet").read_bytes()

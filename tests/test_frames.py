@@ -15,9 +15,12 @@ import pytest
 import yaml
 from PIL import Image
 
-from face2anime.data.frames import INDEX_COLUMNS, FrameConfig, extract_frames, is_sampled, thumb_phash
+from face2anime.data.frames import INDEX_COLUMNS, extract_frames, is_sampled, thumb_phash
 from face2anime.data.videos import list_videos
 from face2anime.errors import UserError
+from face2anime.params import load_params
+
+from _params import PARAMS, settings
 
 ROOT = Path(__file__).resolve().parents[1]
 W, H, FPS = 160, 96, 24.0
@@ -35,6 +38,15 @@ def moving_frame(i: int, background: tuple[int, int, int] = (200, 60, 30), size:
     return frame
 
 
+# The frame settings these tests were written against (step_s 1/12 s: every second frame at 24 fps).
+FRAME_TEST_PARAMS = dict(step_s=0.0833, dedupe_hamming=0, hash_size=16, scene_threshold=30.0, keep_scene_starts=False,
+                         max_side=1280, jpeg_quality=95, workers=2)
+
+
+def frame_config(**kw):
+    return settings("extract_frames", **{**FRAME_TEST_PARAMS, **kw})
+
+
 def write_video(path: Path, frames: list[np.ndarray], fps: float = FPS, fourcc: str = "mp4v") -> Path:
     h, w = frames[0].shape[:2]
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
@@ -46,7 +58,7 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float = FPS, fourcc: 
 
 
 def run(videos: list[Path], out: Path, **cfg) -> tuple[pd.DataFrame, dict]:
-    result = extract_frames(videos, out, FrameConfig(**cfg), show_progress=False)
+    result = extract_frames(videos, out, frame_config(**cfg), show_progress=False)
     return result.index, result.metrics
 
 
@@ -191,7 +203,7 @@ def test_same_input_same_bytes_whatever_the_threading(tmp_path, keep_scene_start
     video = write_video(tmp_path / "clip.mp4", frames)
     outputs = []
     for k, (workers, offload) in enumerate([(3, True), (1, False), (2, True)]):
-        cfg = FrameConfig(step_s=2 / 24, workers=workers, keep_scene_starts=keep_scene_starts, dedupe_hamming=2)
+        cfg = frame_config(step_s=2 / 24, workers=workers, keep_scene_starts=keep_scene_starts, dedupe_hamming=2)
         result = extract_frames([video], tmp_path / str(k), cfg, show_progress=False, offload=offload)
         outputs.append((result.index, result.metrics))
     assert outputs[0][1]["scenes"] == 4 and outputs[0][1]["dropped_duplicates"] > 0
@@ -204,19 +216,20 @@ def test_same_input_same_bytes_whatever_the_threading(tmp_path, keep_scene_start
 
 def test_bad_params_are_user_errors():
     with pytest.raises(UserError, match="jpeg_quality"):
-        FrameConfig.from_params({"jpeg_quality": 0})
+        settings("extract_frames", jpeg_quality=0)
     with pytest.raises(UserError, match="step_s"):
-        FrameConfig.from_params({"step_s": -1})
-    with pytest.raises(UserError, match="keep_scene_starts must be bool"):
-        FrameConfig.from_params({"keep_scene_starts": "yes"})
-    with pytest.raises(UserError, match="hash_size must be int"):
-        FrameConfig.from_params({"hash_size": "16"})
-    cfg = FrameConfig.from_params({"source": "demo", "step_s": 1, "scene_threshold": 20})
+        settings("extract_frames", step_s=-1)
+    with pytest.raises(UserError, match="keep_scene_starts = 'yes': must be true or false"):
+        settings("extract_frames", keep_scene_starts="yes")
+    with pytest.raises(UserError, match="hash_size = 'x': must be an integer"):
+        settings("extract_frames", hash_size="x")
+    cfg = settings("extract_frames", step_s=1, scene_threshold=20)
     assert cfg.step_s == 1.0 and isinstance(cfg.step_s, float) and cfg.scene_threshold == 20.0
 
 
 def _stage(project: Path, params: dict) -> subprocess.CompletedProcess:
-    (project / "params.yaml").write_text(yaml.safe_dump({"extract_frames": params}))
+    section = {**load_params("extract_frames", PARAMS), **params}   # the repository's values, then the test's
+    (project / "params.yaml").write_text(yaml.safe_dump({"extract_frames": section}))
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     return subprocess.run([sys.executable, str(ROOT / "stages" / "extract_frames.py")], cwd=project, env=env,
                           capture_output=True, text=True, timeout=120)

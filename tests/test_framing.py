@@ -8,7 +8,7 @@ from face2anime.landmarks import framing as fr
 def test_to_crop_and_back_round_trip():
     rng = np.random.default_rng(0)
     pts = rng.uniform(50, 300, size=(4, 40, 2))
-    sq = fr.framing_square(pts, fr.Framing())
+    sq = fr.framing_square(pts, fr.Framing(margin=1.25, y_shift=-0.05))
     back = fr.from_crop(fr.to_crop(pts, sq, 112), sq, 112)
     np.testing.assert_allclose(back, pts, atol=1e-9)
 
@@ -28,7 +28,7 @@ def test_crop_image_puts_a_dot_where_the_point_maps():
     x, y = 301, 187
     img[y - 2 : y + 3, x - 2 : x + 3] = 255
     pts = np.array([[250.0, 150.0], [360.0, 260.0], [x, y]])
-    sq = fr.framing_square(pts, fr.Framing())
+    sq = fr.framing_square(pts, fr.Framing(margin=1.25, y_shift=-0.05))
     crop = fr.crop_image(img, sq, 112)
     u, v = fr.to_crop(pts[None], sq[None], 112)[0, 2]
     gray = crop[..., 0].astype(float)

@@ -24,7 +24,7 @@ def _anime_like(seed: int = 0) -> np.ndarray:
 
 def test_only_dilated_edge_pixels_change():
     img = _anime_like()
-    cfg = EdgeSmoothing()
+    cfg = EdgeSmoothing(low=100, high=200, dilate=5, blur=5)
     out = smooth_edges(img, cfg)
     mask = edge_mask(img, cfg)
     changed = (out != img).any(axis=-1)
@@ -39,10 +39,10 @@ def test_only_dilated_edge_pixels_change():
 
 def test_flat_image_is_untouched_and_gray_weights():
     flat = np.full((32, 32, 3), 90, np.uint8)
-    assert np.array_equal(smooth_edges(flat, EdgeSmoothing()), flat)
+    assert np.array_equal(smooth_edges(flat, EdgeSmoothing(low=100, high=200, dilate=5, blur=5)), flat)
     px = np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255]]], np.uint8)
-    assert style_gray(px).tolist() == [[76, 150, 29]]           # ITU-R 601, RGB order
-    s = build_style_set(np.stack([_anime_like(0), _anime_like(1)]), EdgeSmoothing())
+    assert style_gray(px).tolist() == [[76, 150, 29]]         # ITU-R 601, RGB order
+    s = build_style_set(np.stack([_anime_like(0), _anime_like(1)]), EdgeSmoothing(low=100, high=200, dilate=5, blur=5))
     assert s["smoothed"].shape == s["color"].shape and s["gray"].shape == s["color"].shape[:3]
 
 

@@ -27,7 +27,7 @@ def _data():
 
 def _common(**kw):
     c = dict(seed=0, image_size=SIZE, batch_size=3, init_batch_size=3, epochs=3, init_epochs=1, lr_g_init=1e-3, lr_g=8e-4,
-             lr_d=1.6e-3, betas=[0.5, 0.999], monitor_photos=4, samples=3, device="cpu", amp=True, num_threads=2,
+             lr_d=1.6e-3, betas=[0.5, 0.999], monitor_photos=4, samples=3, device="cpu", amp=True, threads=2,
              channels_last=True, init_weights={"con": 1.5, "pixel": 10.0})
     c.update(kw)
     return c
@@ -52,16 +52,16 @@ def _outputs(root):
 @pytest.mark.slow
 def test_resume_equals_uninterrupted(tmp_path, backbone):
     photos, style = _data()
-    straight = train_gan(TrainConfig("cartoongan", "base", _common(), CARTOON), photos, style, backbone,
+    straight = train_gan(TrainConfig("cartoongan", "base", _common(), CARTOON, {}), photos, style, backbone,
                          _outputs(tmp_path / "a"), progress=False)
     assert straight["epochs_run"] == 3 and [h["phase"] for h in straight["history"]] == ["init", "gan", "gan"]
     # "killed" after epoch 2: a run with epochs=2 leaves its checkpoint; epochs=3 continues from it
-    first = train_gan(TrainConfig("cartoongan", "base", _common(epochs=2), CARTOON), photos, style, backbone,
+    first = train_gan(TrainConfig("cartoongan", "base", _common(epochs=2), CARTOON, {}), photos, style, backbone,
                       _outputs(tmp_path / "b"), progress=False)
     assert first["epochs_run"] == 2
     state = json.loads((tmp_path / "b/ck/latest/state.json").read_text())
     assert state["epoch"] == 1
-    resumed = train_gan(TrainConfig("cartoongan", "base", _common(), CARTOON), photos, style, backbone,
+    resumed = train_gan(TrainConfig("cartoongan", "base", _common(), CARTOON, {}), photos, style, backbone,
                         _outputs(tmp_path / "b"), progress=False)
     assert resumed["resumed_from"] == 2 and resumed["epochs_run"] == 1
     a = (tmp_path / "a/model/generator.safetensors").read_bytes()
@@ -72,7 +72,7 @@ def test_resume_equals_uninterrupted(tmp_path, backbone):
     metrics = json.loads((tmp_path / "b/live/metrics.json").read_text())
     assert metrics["step"] == 2 and "g_adv" in metrics
     # a changed training param invalidates the checkpoint: fresh start
-    fresh = train_gan(TrainConfig("cartoongan", "base", _common(lr_g=1e-4), CARTOON), photos, style, backbone,
+    fresh = train_gan(TrainConfig("cartoongan", "base", _common(lr_g=1e-4), CARTOON, {}), photos, style, backbone,
                       _outputs(tmp_path / "b"), progress=False)
     assert fresh["resumed_from"] == 0 and fresh["epochs_run"] == 3
 
@@ -177,7 +177,7 @@ def test_short_init_lowers_pixel_mae_and_shares_are_logged(tmp_path, backbone, m
     from face2anime.gan.train import build_model, reconstruction_mae
 
     photos, (_, style) = _photo_set(), _data()
-    cfg = TrainConfig(model, "base", _common(epochs=7, init_epochs=6, batch_size=3, lr_g_init=3e-3), arch)
+    cfg = TrainConfig(model, "base", _common(epochs=7, init_epochs=6, batch_size=3, lr_g_init=3e-3), arch, {})
     untrained = reconstruction_mae(build_model(cfg, backbone, None, torch.device("cpu")).G.eval(), photos,
                                    torch.device("cpu"), 3)
     out = train_gan(cfg, photos, style, backbone, _outputs(tmp_path), progress=False)
@@ -185,7 +185,7 @@ def test_short_init_lowers_pixel_mae_and_shares_are_logged(tmp_path, backbone, m
     assert t["init_pixel_mae"] < 0.85 * untrained, (t["init_pixel_mae"], untrained)
     if model == "cartoongan":       # the pixel term is what brings the photo back: content alone gets less far
         common = _common(epochs=6, init_epochs=6, batch_size=3, lr_g_init=3e-3, init_weights={"con": 1.5, "pixel": 0.0})
-        content_only = train_gan(TrainConfig(model, "base", common, arch), photos, style, backbone,
+        content_only = train_gan(TrainConfig(model, "base", common, arch, {}), photos, style, backbone,
                                  _outputs(tmp_path / "content_only"), progress=False)["training"]["init_pixel_mae"]
         assert t["init_pixel_mae"] < 0.85 * content_only, (t["init_pixel_mae"], content_only)
     init, gan = out["history"][5], out["history"][-1]

@@ -301,6 +301,7 @@ def _tiny_dan(width=0.0625):
 def test_a_corrupt_dan_checkpoint_is_named_with_what_to_do(tmp_path):
     from face2anime.dan.data import AnimeData, FaceSet
     from face2anime.dan.train import CHECKPOINT, TrainSettings, train_dan
+    from face2anime.params import DanParams
 
     rng = np.random.default_rng(0)
     faces = lambda n: FaceSet(rng.integers(0, 255, (n, 112, 112), dtype=np.uint8),  # noqa: E731
@@ -317,7 +318,8 @@ def test_a_corrupt_dan_checkpoint_is_named_with_what_to_do(tmp_path):
     for label, corrupt in [*_corruptions(ckpt), ("not a dict", lambda: torch.save([1, 2], ckpt))]:
         corrupt()
         with pytest.raises(UserError, match=rf"checkpoint {re.escape(str(ckpt))} .*delete it to start over") as err:
-            train_dan(data, TrainSettings.from_params(params), params, tmp_path / "ck", torch.device("cpu"))
+            settings = TrainSettings.from_params(DanParams.model_validate({"device": "cpu", "threads": 0, **params}))
+            train_dan(data, settings, params, tmp_path / "ck", torch.device("cpu"))
         assert "\n" not in str(err.value), label
 
 
@@ -326,8 +328,8 @@ def test_a_corrupt_or_foreign_gan_checkpoint_is_named_with_what_to_do(tmp_path):
     from face2anime.gan.train import load_checkpoint, save_checkpoint
 
     def models(model):
-        g = build_generator({"model": model, "width": 4, "blocks": 1, "upsample": "resize"})
-        d = build_discriminator({"model": model, "width": 4, "stages": 2})
+        g = build_generator({"model": model, "width": 4, "blocks": 1, "upsample": "resize", "expansion": 2})
+        d = build_discriminator({"model": model, "width": 4, "stages": 2, "spectral_norm": False})
         return g, d, torch.optim.Adam(g.parameters()), torch.optim.Adam(d.parameters())
 
     g, d, og, od = models("cartoongan")

@@ -196,7 +196,8 @@ def clean_stale_temps(outputs: Iterable[Path | str] = (), root: Path | str = "."
 def check_writable(outputs: Iterable[Path | str]) -> None:
     """Raise OSError naming the folder when an output's folder (or the scratch folder) cannot be written.
 
-    Probes with a real temp file, since permission bits say nothing about read-only mounts, ACLs or root."""
+    Probes with a real temp file, since permission bits say nothing about read-only mounts, ACLs or root.
+    Creates nothing: a folder that does not exist yet is probed through its nearest existing parent."""
     for out in map(Path, outputs):
         folders = [out.parent]
         if out.is_dir() and not out.is_symlink():
@@ -205,8 +206,9 @@ def check_writable(outputs: Iterable[Path | str]) -> None:
         if root is not None:
             folders.append(root / SCRATCH)
         for folder in folders:
+            while not folder.exists() and folder != folder.parent:
+                folder = folder.parent  # a folder still to be made: its nearest existing parent must take it
             try:
-                folder.mkdir(parents=True, exist_ok=True)
                 fd, probe = tempfile.mkstemp(prefix=f".{_tag()}.probe.", suffix=".tmp", dir=folder)
                 os.close(fd)
                 os.unlink(probe)

@@ -16,6 +16,7 @@ from face2anime.convert.settings import FROM_MODEL, REPO_ROOT, ConvertSettings
 from face2anime.errors import UserError
 from face2anime.landmarks.framing import Framing
 from face2anime.landmarks.schema import DLIB_MAPPINGS
+from face2anime.params import validate
 
 VARIANTS_DIR = Path("models/gan")
 DETECTION_KEYS = ("detector", "upsample", "det_threshold", "max_side")
@@ -81,10 +82,7 @@ def read_model(model: str | Path) -> TrainedModel:
     if "framing" not in cfg or not isinstance(lm, dict) or any(k not in lm for k in ("mapping", *DETECTION_KEYS)):
         raise UserError(f"{cfg_path} does not record how its training faces were framed (keys 'framing', "
                         "'photo_landmarks'): it predates `face2anime convert`; re-run `dvc repro` to rewrite it")
-    try:
-        framing = Framing.from_params(cfg["framing"])
-    except (KeyError, TypeError, ValueError):
-        raise UserError(f"{cfg_path}: 'framing' needs numbers margin and y_shift") from None
+    framing = validate(Framing, cfg["framing"], str(cfg_path), "framing")
     if lm["mapping"] not in DLIB_MAPPINGS:
         raise UserError(f"{cfg_path}: unknown landmark mapping {lm['mapping']!r}")
     return TrainedModel(path=path, config=cfg, framing=framing, mapping=str(lm["mapping"]),

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 from tqdm import tqdm
 
@@ -33,6 +32,7 @@ from face2anime.data.photos import PhotoSkip, load_photo
 from face2anime.device import resolve_device
 from face2anime.errors import UserError
 from face2anime.io import atomic_path, write_image
+from face2anime.params import set_threads
 
 QUALITY_FLAGS = {".jpg": "IMWRITE_JPEG_QUALITY", ".jpeg": "IMWRITE_JPEG_QUALITY", ".webp": "IMWRITE_WEBP_QUALITY"}
 
@@ -279,8 +279,7 @@ def convert_paths(inputs: list[Path | str] | Path | str, out_dir: Path | str, mo
     if not inputs:
         raise UserError("no input given: name pictures, folders or videos")
     device = resolve_device(settings.device, "convert.device")
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
+    set_threads(settings.threads)
     items, skips = collect(inputs, out_dir)
     outcomes_first = [Outcome(s.path, "", SKIPPED, note=s.reason) for s in skips]
     converter = None

@@ -14,6 +14,7 @@ from face2anime.dan import geometry
 from face2anime.errors import UserError
 from face2anime.io import read_arrays
 from face2anime.landmarks import schema
+from face2anime.params import DanAugmentParams as Augment  # the `dan.augment` section
 
 SPLITS = ("train", "val", "test")
 
@@ -96,24 +97,6 @@ def training_statistics(train: FaceSet, mirror: bool) -> tuple[np.ndarray, np.nd
     mean_image = gray.mean(axis=0)
     std_image = np.maximum(gray.std(axis=0), 1e-2)  # floor: a pixel constant over the set would divide by 0
     return points.mean(axis=0).astype(np.float32), mean_image.astype(np.float32), std_image.astype(np.float32)
-
-
-@dataclass(frozen=True)
-class Augment:
-    """Random mirror (FACE40 flip pairing) and similarity perturbation about the crop centre."""
-
-    mirror: bool = True
-    rotate_deg: float = 10.0
-    scale: float = 0.1       # scale factor drawn from [1 - scale, 1 + scale]
-    translate_px: float = 4.0
-    brightness: float = 0.0  # added to [0, 1] intensities, uniform in [-brightness, brightness]
-    contrast: float = 0.0    # intensities scaled about their image mean by a factor in [1 - contrast, 1 + contrast]
-
-    @classmethod
-    def from_params(cls, p: dict) -> Augment:
-        return cls(mirror=bool(p["mirror"]), rotate_deg=float(p["rotate_deg"]), scale=float(p["scale"]),
-                   translate_px=float(p["translate_px"]), brightness=float(p.get("brightness", 0.0)),
-                   contrast=float(p.get("contrast", 0.0)))
 
 
 def make_batch(faces: FaceSet, idx: np.ndarray, augment: Augment | None, gen: torch.Generator | None,

@@ -13,23 +13,8 @@ from face2anime.dan.model import DAN
 from face2anime.dan.train import predict
 from face2anime.landmarks import schema
 from face2anime.metrics import landmarks as lm
+from face2anime.params import EvalDanParams
 from face2anime.viz import sheets
-
-
-@dataclass(frozen=True)
-class EvalSettings:
-    outlier_px: float = 5.0     # study: a point is an outlier when its Euclidean error exceeds 5 px at 112
-    failure_nme: float = 0.08   # CED failure threshold (inter-ocular NME)
-    ced_max: float = 0.2        # CED x range
-    ced_steps: int = 101
-    worst_n: int = 24
-    batch_size: int = 64
-
-    @classmethod
-    def from_params(cls, p: dict) -> EvalSettings:
-        return cls(outlier_px=float(p["outlier_px"]), failure_nme=float(p["failure_nme"]),
-                   ced_max=float(p["ced_max"]), ced_steps=int(p["ced_steps"]), worst_n=int(p["worst_n"]),
-                   batch_size=int(p["batch_size"]))
 
 
 @dataclass
@@ -48,7 +33,7 @@ def _region_of() -> list[str]:
     return region
 
 
-def evaluate(model: DAN, test: FaceSet, device: torch.device, s: EvalSettings) -> Evaluation:
+def evaluate(model: DAN, test: FaceSet, device: torch.device, s: EvalDanParams) -> Evaluation:
     """Every stage's predictions on the held-out crops, scored; plus the mean shape as a no-skill baseline."""
     preds = predict(model, test.gray, device, batch_size=s.batch_size)
     stages = {f"stage{k + 1}": p.astype(np.float64) for k, p in enumerate(preds)}

@@ -32,6 +32,7 @@ from face2anime.dan.model import DAN, DANConfig
 from face2anime.errors import UserError, first_line
 from face2anime.io import atomic_path
 from face2anime.landmarks import schema
+from face2anime.params import DanParams
 
 CHECKPOINT = "last.pt"
 
@@ -57,25 +58,14 @@ class TrainSettings:
     stage_init: str               # later stages start from: previous (the trained stage before) | random
 
     @classmethod
-    def from_params(cls, p: dict) -> TrainSettings:
-        n_stages = int(p["n_stages"])
-        max_epochs = tuple(int(v) for v in p["max_epochs"])
-        patience = tuple(int(v) for v in p["patience"])
-        if not 1 <= n_stages <= 2 or len(max_epochs) < n_stages or len(patience) < n_stages:
-            raise UserError("dan: n_stages must be 1 or 2 with max_epochs and patience given per stage")
-        schedule = str(p["schedule"])
-        if schedule not in ("cosine", "plateau"):
-            raise UserError(f"dan.schedule is {schedule!r}; use cosine or plateau")
-        stage_init = str(p["stage_init"])
-        if stage_init not in ("previous", "random"):
-            raise UserError(f"dan.stage_init is {stage_init!r}; use previous or random")
-        return cls(width=float(p["width"]), dropout=float(p["dropout"]), n_stages=n_stages,
-                   batch_size=int(p["batch_size"]), lr=float(p["lr"]), weight_decay=float(p["weight_decay"]),
-                   schedule=schedule, max_epochs=max_epochs[:n_stages], lr_final=float(p["lr_final"]),
-                   patience=patience[:n_stages], min_delta=float(p["min_delta"]),
-                   lr_patience=int(p["lr_patience"]), lr_factor=float(p["lr_factor"]),
-                   passes=int(p["passes"]), augment=Augment.from_params(p["augment"]), seed=int(p["seed"]),
-                   stage_init=stage_init)
+    def from_params(cls, p: DanParams) -> TrainSettings:
+        """The `dan` section (checked by its model) with the per-stage lists cut to n_stages."""
+        n = p.n_stages
+        return cls(width=p.width, dropout=p.dropout, n_stages=n, batch_size=p.batch_size, lr=p.lr,
+                   weight_decay=p.weight_decay, schedule=p.schedule, max_epochs=tuple(p.max_epochs[:n]),
+                   lr_final=p.lr_final, patience=tuple(p.patience[:n]), min_delta=p.min_delta,
+                   lr_patience=p.lr_patience, lr_factor=p.lr_factor, passes=p.passes, augment=p.augment,
+                   seed=p.seed, stage_init=p.stage_init)
 
 
 

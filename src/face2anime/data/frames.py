@@ -16,7 +16,7 @@ from collections import deque
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,52 +34,13 @@ from tqdm import tqdm
 
 from face2anime.data.images import to_gray
 from face2anime.errors import UserError
+from face2anime.params import ExtractFramesParams
 
 THUMB_SIDE = 64  # cut detection compares 64x64 grey thumbnails (also the phash input at hash_size 16)
 _SQRT2 = math.sqrt(2.0)
 INDEX_COLUMNS = ["frame_id", "video", "frame", "time_s", "scene", "width", "height", "path"]
 IMAGES_DIR = "images"
 _LAG_FRAMES = 8  # decisions trail decoding by this many looked-at frames, so the pool works ahead
-
-
-@dataclass(frozen=True)
-class FrameConfig:
-    """The `extract_frames` params that change which frames are written and how."""
-
-    step_s: float = 0.0833  # sample one frame per step of time; 0 = every frame
-    dedupe_hamming: int = 0  # drop a sampled frame within this phash distance of the last kept one; -1 = off
-    hash_size: int = 16  # phash side: hash_size**2 bits
-    scene_threshold: float = 30.0  # mean abs grey difference (0-255) of consecutive looked-at frames at a cut
-    keep_scene_starts: bool = False  # look at every frame (not only sampled ones); keep the first after a cut
-    max_side: int = 1280  # frames larger than this are downscaled; 0 = never
-    jpeg_quality: int = 95
-    workers: int = 2  # threads for thumbnails, hashes and JPEG encoding
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> FrameConfig:
-        """Build from a params section (other keys, e.g. `source`, are ignored); bad values -> UserError."""
-        kwargs: dict[str, Any] = {}
-        for f in fields(cls):
-            if f.name not in params:
-                continue
-            value, kind = params[f.name], type(getattr(cls, f.name))
-            if (kind is bool) != isinstance(value, bool) or isinstance(value, str):
-                raise UserError(f"extract_frames.{f.name} must be {kind.__name__}, got {value!r}")
-            kwargs[f.name] = kind(value)
-        cfg = cls(**kwargs)
-        checks = {
-            "step_s": cfg.step_s >= 0,
-            "dedupe_hamming": cfg.dedupe_hamming >= -1,
-            "hash_size": cfg.hash_size >= 2,
-            "scene_threshold": cfg.scene_threshold > 0,
-            "max_side": cfg.max_side == 0 or cfg.max_side >= 16,
-            "jpeg_quality": 1 <= cfg.jpeg_quality <= 100,
-            "workers": cfg.workers >= 1,
-        }
-        bad = [name for name, ok in checks.items() if not ok]
-        if bad:
-            raise UserError(f"extract_frames params out of range: {', '.join(f'{b}={getattr(cfg, b)}' for b in bad)}")
-        return cfg
 
 
 def is_sampled(frame: int, fps: float, step_s: float) -> bool:
@@ -184,7 +145,7 @@ class ExtractResult:
 class _Selector:
     """Takes looked-at frames in order: scene index, sampling, dedupe; hands kept frames to the encoder."""
 
-    def __init__(self, result: VideoResult, stem: str, fps: float, cfg: FrameConfig, out_dir: Path,
+    def __init__(self, result: VideoResult, stem: str, fps: float, cfg: ExtractFramesParams, out_dir: Path,
                  submit: Callable[[Path, np.ndarray, tuple[int, int]], None]) -> None:
         self.result, self.stem, self.fps, self.cfg = result, stem, fps, cfg
         self.out_dir, self.submit = out_dir, submit
@@ -236,7 +197,7 @@ def claimed_frames(path: Path) -> int:
 class WorkerPool:
     """Threads for thumbnails, hashes and JPEG writing; at most 4 JPEGs per worker wait (bounded memory)."""
 
-    def __init__(self, cfg: FrameConfig) -> None:
+    def __init__(self, cfg: ExtractFramesParams) -> None:
         self.cfg = cfg
         self.pool = ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="frames")
         self.slots = threading.BoundedSemaphore(4 * cfg.workers)
@@ -262,12 +223,12 @@ class WorkerPool:
         self.pool.shutdown(wait=True)
 
 
-def _hash_size(cfg: FrameConfig, on_grid: bool) -> int:
+def _hash_size(cfg: ExtractFramesParams, on_grid: bool) -> int:
     """Hash frames on the step grid up front (0 = no hash; scene starts off the grid are hashed on demand)."""
     return cfg.hash_size if on_grid and cfg.dedupe_hamming >= 0 else 0
 
 
-def extract_video(path: Path, cfg: FrameConfig, out_dir: Path, encoder: WorkerPool,
+def extract_video(path: Path, cfg: ExtractFramesParams, out_dir: Path, encoder: WorkerPool,
                   progress: Callable[[int], None] | None = None, truncation_tolerance: float = 0.05,
                   offload: bool = False) -> VideoResult:
     """Decode one video and write its kept frames into `out_dir/images/`.
@@ -338,7 +299,7 @@ def extract_video(path: Path, cfg: FrameConfig, out_dir: Path, encoder: WorkerPo
     return result
 
 
-def extract_frames(videos: Iterable[Path], out_dir: Path | str, cfg: FrameConfig,
+def extract_frames(videos: Iterable[Path], out_dir: Path | str, cfg: ExtractFramesParams,
                    show_progress: bool = True, offload: bool | None = None) -> ExtractResult:
     """Extract every video into `out_dir/images/`; return the index and metrics (the caller writes them).
 

@@ -22,6 +22,7 @@ from face2anime.landmarks.corrections import check_in_frame, read_corrections, s
 from face2anime.landmarks.expand import ExpandResult, expand_table, truth_errors
 from face2anime.landmarks.framing import Framing, crop_image, framing_square, to_crop
 from face2anime.landmarks.schema import points_from_table
+from face2anime.params import ExpandContourParams
 from face2anime.viz.sheets import PALETTE, contact_sheet, draw_points
 
 SOURCE_COLOUR = {ct.DETECTED: PALETTE["detected"], ct.SEARCH: PALETTE["found"],
@@ -47,14 +48,6 @@ class Landmarks40:
         if m["unknown_faces"]:
             summary += f"; {len(m['unknown_faces'])} correction face(s) unknown, skipped"
         return summary
-
-
-def contour_params(params: dict[str, Any]) -> ct.ContourParams:
-    """The contour search settings; a bad entry is the user's to fix, so a one-line error."""
-    try:
-        return ct.ContourParams.from_params(params.get("search", {}))
-    except (KeyError, ValueError) as err:
-        raise UserError(f"params.yaml expand_contour.search: {err}") from None
 
 
 def read_faces(path: Path) -> pd.DataFrame:
@@ -153,15 +146,13 @@ def worst_sheet(faces: pd.DataFrame, table: pd.DataFrame, err: np.ndarray | None
     return contact_sheet(tiles, ncols=6, labels=labels)
 
 
-def build_landmarks40(params: dict[str, Any], framing: Framing, faces_path: Path, frames_dir: Path) -> Landmarks40:
+def build_landmarks40(params: ExpandContourParams, framing: Framing, faces_path: Path, frames_dir: Path) -> Landmarks40:
     """Run expand_contour in memory: 5 detected contour points -> 17 for every face, then metrics and worst faces."""
-    cparams = contour_params(params)
     faces = read_faces(faces_path)
     frames = FrameStore(frames_dir)
-    fixed, unknown = load_corrections(params.get("corrections", "data/corrections/contour.csv"), faces, faces_path,
-                                      frames)
-    res = expand_table(faces, frames.gray, cparams, fixed, float(params.get("visible_min_score", 0.5)))
+    fixed, unknown = load_corrections(params.corrections, faces, faces_path, frames)
+    res = expand_table(faces, frames.gray, params.search, fixed, params.visible_min_score)
     err = truth_errors(faces, res.table, framing)
     metrics = contour_metrics(res, unknown, err)
-    sheet = worst_sheet(faces, res.table, err, frames, framing, int(params.get("worst_faces", 24)))
+    sheet = worst_sheet(faces, res.table, err, frames, framing, params.worst_faces)
     return Landmarks40(res.table, metrics, sheet)

@@ -38,7 +38,7 @@ def face_square(points68: np.ndarray, framing: Framing, mapping: str) -> np.ndar
 
 
 def crop_views(image: np.ndarray, face: FaceResult, framing: Framing, mapping: str, large_size: int,
-               variants: int, jitter: Jitter, rng: np.random.Generator) -> list[CropView]:
+               variants: int, jitter: Jitter | None, rng: np.random.Generator) -> list[CropView]:
     """The canonical view plus `variants` jittered views of the chosen face."""
     square = face_square(face.points68, framing, mapping)
     out = []

@@ -16,11 +16,12 @@ import numpy as np
 import pandas as pd
 
 from face2anime.data.photo_crops import SIZE, auto_lid_shift, mean_shape, shape_offset
-from face2anime.data.photo_views import PhotoViews, check_params
+from face2anime.data.photo_views import PhotoViews
 from face2anime.data.photos import split_by_photo
 from face2anime.errors import UserError
 from face2anime.io import read_arrays, read_table
 from face2anime.landmarks.schema import dlib_to_face40
+from face2anime.params import PhotoLandmarksParams
 from face2anime.viz.mean_shapes import plot_mean_shapes
 
 CSV_COLUMNS = ["photo_id", "path", "status", "reason", "split", "source_photo", "variant", "mirrored",
@@ -55,10 +56,9 @@ class PhotoSet:
                 f"{m['train_photos']} train / {m['test_photos']} test photos, lid shift {self.lid_shift:.2f} px{off}")
 
 
-def check_anime_input(p: dict[str, Any], anime_crops: Path) -> None:
-    """Fail before any work on a bad mapping or lid shift (auto needs the anime crops)."""
-    check_params(p)
-    if p["lower_lid_shift"] == "auto" and not anime_crops.exists():
+def check_anime_input(p: PhotoLandmarksParams, anime_crops: Path) -> None:
+    """Fail before any work: lid shift auto needs the anime crops."""
+    if p.lower_lid_shift == "auto" and not anime_crops.exists():
         raise UserError(f"lower_lid_shift: auto needs the anime crops {anime_crops} (run crop_anime first) "
                         "or set a number (8.8 = the study)")
 
@@ -121,20 +121,20 @@ def compare_shapes(raw: np.ndarray, target: np.ndarray, shift: float, anime: Ani
     return shapes, offsets
 
 
-def build_photo_set(p: dict[str, Any], views: PhotoViews, anime_crops: Path, anime_split: Path) -> PhotoSet:
+def build_photo_set(p: PhotoLandmarksParams, views: PhotoViews, anime_crops: Path, anime_split: Path) -> PhotoSet:
     """Run photo_landmarks in memory: split the views, derive targets, compare to anime."""
-    seed = int(p["seed"])
+    seed = p.seed
     check_anime_input(p, anime_crops)
-    df, sides = photo_table(views.table, float(p["test_fraction"]), seed)
+    df, sides = photo_table(views.table, p.test_fraction, seed)
     ok = df["status"] == "ok"
     skipped = skipped_photos(views.table)
 
     points68 = views.arrays["points68_112"]
-    raw = dlib_to_face40(points68, p["mapping"], 0.0)
+    raw = dlib_to_face40(points68, p.mapping, 0.0)
     train_rows = (df.loc[ok, "split"] == "train").to_numpy()
     anime = load_anime_points(anime_crops, anime_split)  # compared in metrics + picture; a target input only if auto
-    shift, shift_info = lower_lid_shift(p["lower_lid_shift"], anime, raw[train_rows], anime_crops)
-    target = dlib_to_face40(points68, p["mapping"], shift)
+    shift, shift_info = lower_lid_shift(p.lower_lid_shift, anime, raw[train_rows], anime_crops)
+    target = dlib_to_face40(points68, p.mapping, shift)
 
     arrays = {
         "photo_id": views.arrays["photo_id"],
@@ -152,7 +152,7 @@ def build_photo_set(p: dict[str, Any], views: PhotoViews, anime_crops: Path, ani
     reasons = pd.Series([s["reason"] for s in skipped], dtype=str).value_counts().sort_index()
     first_views = ok & (df["variant"] == 0)
     metrics = {
-        "source": p["source"],
+        "source": p.source,
         "photos": int(df["source_photo"].nunique()),
         "ok": int(df.loc[ok, "source_photo"].nunique()),
         "crops": int(ok.sum()),
@@ -163,11 +163,11 @@ def build_photo_set(p: dict[str, Any], views: PhotoViews, anime_crops: Path, ani
         "downscaled_photos": int(df.loc[first_views, "detect_scale"].lt(1).sum()),
         "train_photos": sum(v == "train" for v in sides.values()),
         "test_photos": sum(v == "test" for v in sides.values()),
-        "detector": p["detector"],
-        "face_policy": p["face_policy"],
-        "mapping": p["mapping"],
+        "detector": p.detector,
+        "face_policy": p.face_policy,
+        "mapping": p.mapping,
         "lower_lid_shift_px": round(shift, 3),
-        "lower_lid_shift_source": "auto" if p["lower_lid_shift"] == "auto" else "param",
+        "lower_lid_shift_source": "auto" if p.lower_lid_shift == "auto" else "param",
         **shift_info,
         "anime_faces_compared": 0 if anime is None else len(anime.points),
         "mean_offset_to_anime_px": offsets or None,

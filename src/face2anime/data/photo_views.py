@@ -13,7 +13,6 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,7 +24,7 @@ from face2anime.errors import UserError
 from face2anime.io import read_arrays, read_table, write_arrays, write_table
 from face2anime.landmarks.dlib68 import DlibLandmarker, NoFace
 from face2anime.landmarks.framing import Framing
-from face2anime.landmarks.schema import DLIB_MAPPINGS
+from face2anime.params import PhotoLandmarksParams
 
 # photos.csv without `split` (photo_landmarks assigns it): one row per crop view or skipped photo
 VIEW_COLUMNS = ["photo_id", "path", "status", "reason", "source_photo", "variant", "mirrored",
@@ -49,42 +48,29 @@ class PhotoViews:
         return f"{kept}/{photos} photos with a face ({photos - kept} skipped), {int(ok.sum())} crop views"
 
 
-def check_params(p: dict[str, Any]) -> None:
-    """Fail before any photo is read on a bad mapping or lid shift (the latter is photo_landmarks', but a
-    typo found after minutes of dlib would be found too late)."""
-    if p["mapping"] not in DLIB_MAPPINGS:
-        raise UserError(f"photo_landmarks.mapping={p['mapping']!r}: choose one of {', '.join(DLIB_MAPPINGS)}")
-    shift_param = p["lower_lid_shift"]
-    if shift_param != "auto" and not isinstance(shift_param, (int, float)):
-        raise UserError(f"photo_landmarks.lower_lid_shift={shift_param!r}: a number (px at 112) or 'auto'")
-
-
-def select_photos(p: dict[str, Any]) -> list[PhotoFile]:
+def select_photos(p: PhotoLandmarksParams) -> list[PhotoFile]:
     """The photos to read: the demo portraits or every file of the user's folder."""
-    if p["source"] == "demo":
+    if p.source == "demo":
         return demo_photos()
-    if p["source"] == "folder":
-        return list_photos(p["photos_dir"])
-    raise UserError(f"photo_landmarks.source={p['source']!r}: choose demo or folder")
+    return list_photos(p.photos_dir)
 
 
-def make_landmarker(p: dict[str, Any]) -> DlibLandmarker:
+def make_landmarker(p: PhotoLandmarksParams) -> DlibLandmarker:
     """dlib's detector + 68-point predictor as the params configure them."""
-    return DlibLandmarker(detector=p["detector"], upsample=int(p["upsample"]),
-                          threshold=float(p["det_threshold"]), policy=p["face_policy"],
-                          max_side=int(p["max_side"]), predictor_path=p["predictor_path"],
-                          cnn_path=p["cnn_path"])
+    return DlibLandmarker(detector=p.detector, upsample=p.upsample, threshold=p.det_threshold,
+                          policy=p.face_policy, max_side=p.max_side, predictor_path=p.predictor_path,
+                          cnn_path=p.cnn_path)
 
 
 def read_photos(photos: list[PhotoFile], landmarker: DlibLandmarker, framing: Framing, jitter: Jitter,
-                p: dict[str, Any]) -> tuple[list[dict], list[CropView], list[dict]]:
+                p: PhotoLandmarksParams) -> tuple[list[dict], list[CropView], list[dict]]:
     """(table rows, crop views, skipped photos): a bad photo becomes a 'skipped' row with its reason, not an error."""
-    seed, large, variants = int(p["seed"]), int(p["large_size"]), int(p["variants"])
+    seed, large, variants = p.seed, p.large_size, p.variants
     rows, views, skipped = [], [], []
     for photo in tqdm(photos, desc="detect_photos", unit="photo"):
         base = {"photo_id": photo.photo_id, "path": photo.label, "source_photo": photo.photo_id}
         try:
-            image = load_photo(photo.path, int(p["max_pixels"]))
+            image = load_photo(photo.path, p.max_pixels)
             face = landmarker.find_face(image)
         except (PhotoSkip, NoFace) as skip:
             n_faces = getattr(skip, "n_faces", 0)
@@ -94,8 +80,8 @@ def read_photos(photos: list[PhotoFile], landmarker: DlibLandmarker, framing: Fr
                             **({"detail": skip.detail} if getattr(skip, "detail", "") else {})})
             continue
         rng = np.random.default_rng([seed, zlib.crc32(photo.photo_id.encode())])
-        note = f"{face.n_faces} faces, {p['face_policy']} kept" if face.n_faces > 1 else ""
-        for cv in crop_views(image, face, framing, p["mapping"], large, variants, jitter, rng):
+        note = f"{face.n_faces} faces, {p.face_policy} kept" if face.n_faces > 1 else ""
+        for cv in crop_views(image, face, framing, p.mapping, large, variants, jitter, rng):
             rows.append({**base, "photo_id": f"{photo.photo_id}_v{cv.view_index:02d}", "status": "ok",
                          "reason": note, "variant": cv.view_index, "mirrored": int(cv.view.mirror),
                          "n_faces": face.n_faces, "width": image.shape[1], "height": image.shape[0],
@@ -118,11 +104,10 @@ def view_table(rows: list[dict]) -> pd.DataFrame:
     return df
 
 
-def build_photo_views(p: dict[str, Any], framing: Framing) -> PhotoViews:
+def build_photo_views(p: PhotoLandmarksParams, framing: Framing) -> PhotoViews:
     """Run detect_photos in memory: read the photos, find one face each, render its crop views."""
-    check_params(p)
     photos = select_photos(p)
-    jitter = Jitter.from_params(p["jitter"])
+    jitter = p.jitter
     rows, views, _ = read_photos(photos, make_landmarker(p), framing, jitter, p)
     df = view_table(rows)
     arrays = {

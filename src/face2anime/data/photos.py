@@ -21,6 +21,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from face2anime.errors import UserError
 from face2anime.landmarks.framing import crop_image, square_to_crop_matrix
 from face2anime.landmarks.schema import Layout, flip_points
+from face2anime.params import PhotoJitterParams as Jitter  # the `photo_landmarks.jitter` section
 
 # Public-domain / CC0 portraits shipped by installed packages: (package, path inside it).
 DEMO_PHOTOS: tuple[tuple[str, str], ...] = (
@@ -159,25 +160,8 @@ class View:
                 and self.contrast == 1.0 and self.saturation == 1.0)
 
 
-@dataclass(frozen=True)
-class Jitter:
-    """Ranges of the seeded view jitter (uniform +-): all from params."""
-
-    scale: float = 0.05
-    shift: float = 0.03
-    angle: float = 6.0
-    mirror_prob: float = 0.5
-    brightness: float = 0.08
-    contrast: float = 0.1
-    saturation: float = 0.15
-
-    @classmethod
-    def from_params(cls, p: dict) -> Jitter:
-        return cls(**{k: float(p[k]) for k in cls.__dataclass_fields__})
-
-
-def make_views(square: np.ndarray, n_variants: int, jitter: Jitter, rng: np.random.Generator) -> list[View]:
-    """The canonical view first, then `n_variants` jittered ones drawn from `rng`."""
+def make_views(square: np.ndarray, n_variants: int, jitter: Jitter | None, rng: np.random.Generator) -> list[View]:
+    """The canonical view first, then `n_variants` jittered ones drawn from `rng` (jitter may be None when 0)."""
     x0, y0, side = (float(v) for v in square)
     views = [View((x0, y0, side))]
     cx, cy = x0 + side / 2, y0 + side / 2

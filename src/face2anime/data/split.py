@@ -52,7 +52,7 @@ def face_groups(df: pd.DataFrame) -> np.ndarray:
 
 def assign_splits(groups: np.ndarray, fractions: dict[str, float], seed: int) -> np.ndarray:
     """Split name per row; every split with a positive fraction gets at least one group."""
-    fr = np.array([float(fractions.get(s, 0.0)) for s in SPLITS])
+    fr = np.array([float(fractions[s]) for s in SPLITS])
     if (fr < 0).any() or not np.isclose(fr.sum(), 1.0, atol=1e-6):
         raise UserError(f"split fractions must be >= 0 and sum to 1, got {dict(zip(SPLITS, fr, strict=True))}")
     wanted = [i for i in range(len(SPLITS)) if fr[i] > 0]

@@ -21,55 +21,11 @@ from face2anime.demo.character import Character, sample_character
 from face2anime.demo.draw import Canvas, downscale, render
 from face2anime.demo.face import FaceFrame, FaceState, build_face
 from face2anime.demo.geometry import Pose, points_in_polygon
-from face2anime.errors import UserError
 from face2anime.landmarks.schema import HYSTS28, table_columns
+from face2anime.params import MakeDemoParams
 
 _BLINK = (0.55, 0.1, 0.0, 0.35, 0.75)  # eye openness over the frames of one blink
 _CAMERAS = ("static", "pan", "zoom_in", "zoom_out", "pan_zoom")
-
-
-@dataclass(frozen=True)
-class DemoConfig:
-    """The `make_demo` params section, typed."""
-
-    seed: int = 0
-    width: int = 640
-    height: int = 360
-    fps: int = 24
-    duration_s: float = 30.0
-    shot_len_s: tuple[float, float] = (0.7, 1.9)
-    max_characters: int = 3
-    empty_shot_share: float = 0.12
-    recurring_share: float = 0.2
-    face_height_px: tuple[float, float] = (70.0, 200.0)
-    max_roll_deg: float = 20.0
-    max_zoom: float = 1.25
-    world_margin: float = 0.3
-    blink_every_s: tuple[float, float] = (1.2, 3.5)
-    talk_share: float = 0.6
-    supersample: int = 2
-    frame_margin_px: float = 2.0
-    preview_frames: int = 9
-
-    @classmethod
-    def from_params(cls, p: dict) -> DemoConfig:
-        known = set(cls.__dataclass_fields__)
-        unknown = set(p) - known
-        if unknown:
-            raise UserError(f"make_demo: unknown params {sorted(unknown)}; known: {sorted(known)}")
-        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in p.items()}
-        cfg = cls(**kw)
-        if cfg.width < 64 or cfg.height < 64 or cfg.fps < 1 or cfg.duration_s <= 0:
-            raise UserError("make_demo: width/height must be >= 64, fps >= 1 and duration_s > 0")
-        if not 1 <= cfg.max_characters <= 3:
-            raise UserError("make_demo.max_characters must be 1, 2 or 3")
-        if cfg.shot_len_s[0] <= 0 or cfg.shot_len_s[1] < cfg.shot_len_s[0]:
-            raise UserError("make_demo.shot_len_s must be [min, max] with 0 < min <= max")
-        return cfg
-
-    @property
-    def n_frames(self) -> int:
-        return int(round(self.duration_s * self.fps))
 
 
 @dataclass
@@ -117,11 +73,11 @@ class Shot:
         return c0 + (c1 - c0) * e, z0 + (z1 - z0) * e
 
 
-def _world(cfg: DemoConfig) -> tuple[int, int]:
+def _world(cfg: MakeDemoParams) -> tuple[int, int]:
     return int(round(cfg.width * (1 + cfg.world_margin))), int(round(cfg.height * (1 + cfg.world_margin)))
 
 
-def to_frame(state: FaceState, centre: np.ndarray, zoom: float, cfg: DemoConfig) -> FaceState:
+def to_frame(state: FaceState, centre: np.ndarray, zoom: float, cfg: MakeDemoParams) -> FaceState:
     """World pose -> frame pose for a camera looking at `centre` with `zoom`."""
     p = state.pose
     x = (p.x - centre[0]) * zoom + cfg.width / 2
@@ -129,7 +85,7 @@ def to_frame(state: FaceState, centre: np.ndarray, zoom: float, cfg: DemoConfig)
     return FaceState(Pose(x, y, p.scale * zoom, p.roll_deg), state.eye_open, state.mouth_open, state.gaze)
 
 
-def _camera(rng: np.random.Generator, cfg: DemoConfig) -> tuple[np.ndarray, np.ndarray, float, float]:
+def _camera(rng: np.random.Generator, cfg: MakeDemoParams) -> tuple[np.ndarray, np.ndarray, float, float]:
     ww, wh = _world(cfg)
     kind = _CAMERAS[rng.integers(len(_CAMERAS))]
     zlo, zhi = 1.0, cfg.max_zoom
@@ -157,7 +113,7 @@ def _camera(rng: np.random.Generator, cfg: DemoConfig) -> tuple[np.ndarray, np.n
     return c0, c1, float(z0), float(z1)
 
 
-def _tracks(rng: np.random.Generator, cfg: DemoConfig, n: int, talking: bool) -> tuple[np.ndarray, np.ndarray]:
+def _tracks(rng: np.random.Generator, cfg: MakeDemoParams, n: int, talking: bool) -> tuple[np.ndarray, np.ndarray]:
     """Per-frame eye openness (blinks) and mouth openness (syllables every few frames when talking)."""
     eyes = np.ones(n)
     k = int(rng.uniform(0.0, cfg.blink_every_s[1]) * cfg.fps)
@@ -174,13 +130,13 @@ def _tracks(rng: np.random.Generator, cfg: DemoConfig, n: int, talking: bool) ->
     return eyes, mouth
 
 
-def _face_heights(n_chars: int, cfg: DemoConfig) -> tuple[float, float]:
+def _face_heights(n_chars: int, cfg: MakeDemoParams) -> tuple[float, float]:
     lo, hi = cfg.face_height_px
     share = {1: (0.35, 0.95), 2: (0.15, 0.6), 3: (0.0, 0.35)}[n_chars]
     return lo + share[0] * (hi - lo), lo + share[1] * (hi - lo)
 
 
-def _actors(rng: np.random.Generator, cfg: DemoConfig, shot: Shot, cast: list[Character], shrink: float) -> list[Actor]:
+def _actors(rng: np.random.Generator, cfg: MakeDemoParams, shot: Shot, cast: list[Character], shrink: float) -> list[Actor]:
     c0, c1, z0, z1 = shot.camera
     zmax, zmin = max(z0, z1), min(z0, z1)
     # the world region seen at both ends of the shot
@@ -211,7 +167,7 @@ def _actors(rng: np.random.Generator, cfg: DemoConfig, shot: Shot, cast: list[Ch
     return actors
 
 
-def _frame_ok(faces: list[FaceFrame], cfg: DemoConfig) -> bool:
+def _frame_ok(faces: list[FaceFrame], cfg: MakeDemoParams) -> bool:
     m = cfg.frame_margin_px
     lo, hi = cfg.face_height_px
     for f in faces:
@@ -232,7 +188,7 @@ def _frame_ok(faces: list[FaceFrame], cfg: DemoConfig) -> bool:
     return True
 
 
-def _stage_shot(shot: Shot, actors: list[Actor], cfg: DemoConfig) -> list[list[FaceFrame]] | None:
+def _stage_shot(shot: Shot, actors: list[Actor], cfg: MakeDemoParams) -> list[list[FaceFrame]] | None:
     """Faces of every frame in frame pixels, or None when a frame breaks the rules (checked ends first)."""
     order = [0, shot.length - 1, shot.length // 2] + list(range(1, shot.length - 1))
     faces: dict[int, list[FaceFrame]] = {}
@@ -245,12 +201,12 @@ def _stage_shot(shot: Shot, actors: list[Actor], cfg: DemoConfig) -> list[list[F
     return [faces[k] for k in range(shot.length)]
 
 
-def plan_episode(cfg: DemoConfig) -> list[Shot]:
+def plan_episode(cfg: MakeDemoParams) -> list[Shot]:
     """All shots, staged (holds every frame's faces in memory: for tests and short clips)."""
     return list(iter_shots(cfg))
 
 
-def iter_shots(cfg: DemoConfig) -> Iterator[Shot]:
+def iter_shots(cfg: MakeDemoParams) -> Iterator[Shot]:
     """Shots one by one, each with its cast checked and staged (faces computed for every frame)."""
     rng = np.random.default_rng([cfg.seed, 0])
     lengths: list[int] = []
@@ -328,7 +284,7 @@ def truth_table(shot: Shot, video: str) -> pd.DataFrame:
     return pd.concat([ids, df], axis=1)[TRUTH_COLUMNS]
 
 
-def render_shot(shot: Shot, cfg: DemoConfig) -> Iterator[np.ndarray]:
+def render_shot(shot: Shot, cfg: MakeDemoParams) -> Iterator[np.ndarray]:
     """RGB frames of one staged shot."""
     ss = cfg.supersample
     ww, wh = _world(cfg)
@@ -349,7 +305,7 @@ def render_shot(shot: Shot, cfg: DemoConfig) -> Iterator[np.ndarray]:
         yield downscale(canvas, ss)
 
 
-def render_episode(cfg: DemoConfig, sink: Callable[[Shot, int, np.ndarray], None], video: str = "episode.mp4",
+def render_episode(cfg: MakeDemoParams, sink: Callable[[Shot, int, np.ndarray], None], video: str = "episode.mp4",
                    progress: bool = True) -> tuple[list[Shot], pd.DataFrame]:
     """Plan and render every frame, handing each to `sink(shot, k_in_shot, rgb)` in order.
 

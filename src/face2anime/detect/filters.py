@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
-from face2anime.errors import UserError
+if TYPE_CHECKING:
+    from face2anime.params import DetectAnimeParams
 
 # Every reason a face can be dropped; metrics list all of them (zeros included) so runs compare cleanly.
 # The last three are labels rows only: a box of width/height <= 0, a row repeating an earlier one (same frame
@@ -29,27 +30,15 @@ T = TypeVar("T")
 class FaceFilter:
     """Thresholds; None (or 0 for `max_faces`) switches a filter off."""
 
-    min_det_score: float | None = None
+    min_det_score: float | None = None    # None = off: not param defaults (the stage builds it from params)
     min_face_px: float | None = None
     max_faces: int | None = None
     min_lmk_score: float | None = None
 
     @classmethod
-    def from_params(cls, params: dict[str, Any]) -> FaceFilter:
-        def number(key: str) -> float | None:
-            value = params.get(key)
-            if value is None:
-                return None
-            try:
-                return float(value)
-            except (TypeError, ValueError):
-                raise UserError(f"detect_anime.{key} must be a number or null, got {value!r}") from None
-
-        max_faces = params.get("max_faces")
-        if max_faces is not None and (not isinstance(max_faces, int) or max_faces < 0):
-            raise UserError(f"detect_anime.max_faces must be a whole number >= 0 or null, got {max_faces!r}")
-        return cls(min_det_score=number("min_det_score"), min_face_px=number("min_face_px"),
-                   max_faces=max_faces or None, min_lmk_score=number("min_lmk_score"))
+    def from_params(cls, p: DetectAnimeParams) -> FaceFilter:
+        return cls(min_det_score=p.min_det_score, min_face_px=p.min_face_px, max_faces=p.max_faces or None,
+                   min_lmk_score=p.min_lmk_score)
 
     def select_boxes(self, boxes: np.ndarray, det_scores: np.ndarray, rejected: Counter) -> list[int]:
         """Indices of the boxes (N, 4) that pass score, size and count filters, largest first."""

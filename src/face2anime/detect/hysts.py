@@ -8,9 +8,7 @@ an offline machine without the weights gets one line naming the file and where t
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -19,69 +17,28 @@ from face2anime.detect.faces import Face
 from face2anime.detect.filters import FaceFilter
 from face2anime.errors import UserError
 from face2anime.landmarks.schema import HYSTS28
+from face2anime.params import DetectAnimeParams, set_threads
 
-FACE_DETECTORS = ("yolov3", "faster-rcnn")
-DEVICES = ("auto", "cpu", "cuda")
-
-
-@dataclass(frozen=True)
-class HystsConfig:
-    """The `hysts` part of the `detect_anime` params."""
-
-    face_detector: str = "yolov3"
-    detector_weights: str | None = None     # local file; None = cache (or download when allowed)
-    landmark_weights: str | None = None
-    allow_download: bool = False
-    device: str = "auto"
-    flip_test: bool = True
-    box_scale_factor: float = 1.1           # the detector box is enlarged by this before landmarks
-    threads: int = 0                        # torch CPU threads; 0 = torch's default
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> HystsConfig:
-        cfg = cls(face_detector=str(params.get("face_detector", "yolov3")),
-                  detector_weights=params.get("detector_weights") or None,
-                  landmark_weights=params.get("landmark_weights") or None,
-                  allow_download=bool(params.get("allow_download", False)),
-                  device=str(params.get("device", "auto")),
-                  flip_test=bool(params.get("flip_test", True)),
-                  box_scale_factor=float(params.get("box_scale_factor", 1.1)),
-                  threads=int(params.get("threads", 0) or 0))
-        if cfg.face_detector not in FACE_DETECTORS:
-            raise UserError(f"detect_anime.face_detector must be one of {', '.join(FACE_DETECTORS)}, "
-                            f"got {cfg.face_detector!r}")
-        if cfg.device not in DEVICES and not cfg.device.startswith("cuda:"):
-            raise UserError(f"detect_anime.device must be auto, cpu, cuda or cuda:N, got {cfg.device!r}")
-        if cfg.threads < 0:
-            raise UserError(f"detect_anime.threads must be >= 0, got {cfg.threads}")
-        if cfg.box_scale_factor <= 0:
-            raise UserError(f"detect_anime.box_scale_factor must be > 0, got {cfg.box_scale_factor}")
-        return cfg
-
-
-
-def resolve_weights(cfg: HystsConfig) -> tuple[Path, Path]:
+def resolve_weights(cfg: DetectAnimeParams) -> tuple[Path, Path]:
     """(face detector file, landmark model file), each through the one asset resolver."""
-    detector = resolve(f"hysts-{cfg.face_detector}", cfg.detector_weights, cfg.allow_download,
+    detector = resolve(f"hysts-{cfg.face_detector}", cfg.detector_weights or None, cfg.allow_download,
                        param_hint="detect_anime.detector_weights")
-    landmarks = resolve("hysts-hrnetv2", cfg.landmark_weights, cfg.allow_download,
+    landmarks = resolve("hysts-hrnetv2", cfg.landmark_weights or None, cfg.allow_download,
                         param_hint="detect_anime.landmark_weights")
     return detector, landmarks
 
 
-def load_detector(cfg: HystsConfig):
+def load_detector(cfg: DetectAnimeParams):
     """The runtime's `LandmarkDetector` on the resolved weights; wrong or damaged files are one-line errors.
 
     Weights are resolved before torch is imported, so a missing file is reported at once.
     """
     detector_path, landmark_path = resolve_weights(cfg)
-    import torch
     from anime_face_detector import LandmarkDetector
 
     from face2anime.device import resolve_device
 
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    set_threads(cfg.threads)
     device = str(resolve_device(cfg.device, "detect_anime.device"))
     try:
         return LandmarkDetector(landmark_path, face_detector_name=cfg.face_detector,
@@ -156,7 +113,7 @@ class HystsBackend:
         self.box_scale_factor = box_scale_factor
 
     @classmethod
-    def from_config(cls, cfg: HystsConfig) -> HystsBackend:
+    def from_config(cls, cfg: DetectAnimeParams) -> HystsBackend:
         return cls(load_detector(cfg), cfg.box_scale_factor)
 
     def detect_boxes(self, image_bgr: np.ndarray) -> np.ndarray:

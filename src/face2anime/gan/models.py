@@ -159,23 +159,24 @@ class AnimeDiscriminator(nn.Module):
 def build_generator(cfg: dict) -> nn.Module:
     """cfg = {'model': 'cartoongan'|'animegan', 'width', 'blocks', 'upsample' | 'expansion'}.
 
-    A saved CartoonGAN config without 'upsample' predates the option and used transposed convs.
+    A saved CartoonGAN config.json without 'upsample' predates the option and used transposed convs (this
+    reads old generator folders; it is no param default: training always passes gan.cartoongan.generator).
     """
     model = cfg["model"]
     if model == "cartoongan":
         return CartoonGenerator(int(cfg["width"]), int(cfg["blocks"]), str(cfg.get("upsample", "transposed")))
     if model == "animegan":
-        return AnimeGenerator(int(cfg["width"]), int(cfg["blocks"]), int(cfg.get("expansion", 2)))
+        return AnimeGenerator(int(cfg["width"]), int(cfg["blocks"]), int(cfg["expansion"]))
     raise UserError(f"unknown GAN model {model!r}; choose one of {', '.join(MODELS)}")
 
 
 def build_discriminator(cfg: dict) -> nn.Module:
-    """cfg = {'model', 'width'[, 'stages', 'spectral_norm']}."""
+    """cfg = {'model', 'width'} (+ 'stages', 'spectral_norm' for animegan)."""
     model = cfg["model"]
     if model == "cartoongan":
         return CartoonDiscriminator(int(cfg["width"]))
     if model == "animegan":
-        return AnimeDiscriminator(int(cfg["width"]), int(cfg.get("stages", 3)), bool(cfg.get("spectral_norm", False)))
+        return AnimeDiscriminator(int(cfg["width"]), int(cfg["stages"]), bool(cfg["spectral_norm"]))
     raise UserError(f"unknown GAN model {model!r}; choose one of {', '.join(MODELS)}")
 
 

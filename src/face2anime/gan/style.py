@@ -13,21 +13,21 @@ import cv2
 import numpy as np
 
 from face2anime.data.images import LUMA, to_gray
+from face2anime.params import PrepareStyleParams
 
 
 @dataclass(frozen=True)
 class EdgeSmoothing:
     """Canny(low, high) -> dilate (dilate x dilate) -> Gaussian (blur x blur) on the dilated edge pixels only."""
 
-    low: int = 100
-    high: int = 200
-    dilate: int = 5
-    blur: int = 5
+    low: int
+    high: int
+    dilate: int
+    blur: int
 
     @classmethod
-    def from_params(cls, p: dict) -> EdgeSmoothing:
-        return cls(low=int(p["canny_low"]), high=int(p["canny_high"]),
-                   dilate=int(p["dilate"]), blur=int(p["blur"]))
+    def from_params(cls, p: PrepareStyleParams) -> EdgeSmoothing:
+        return cls(low=p.canny_low, high=p.canny_high, dilate=p.dilate, blur=p.blur)
 
 
 def edge_mask(rgb: np.ndarray, cfg: EdgeSmoothing) -> np.ndarray:

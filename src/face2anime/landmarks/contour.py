@@ -25,6 +25,7 @@ import numpy as np
 from scipy.interpolate import CubicSpline
 
 from face2anime.landmarks.schema import FACE40_CONTOUR_ANCHORS
+from face2anime.params import ContourSearchParams as ContourParams  # the `expand_contour.search` section
 
 N_CONTOUR = 17
 ANCHORS = FACE40_CONTOUR_ANCHORS
@@ -34,35 +35,6 @@ _STEP = {0: 2, 1: 1}  # neighbour distance (in contour indices) at each level
 
 # One-letter sources, as stored in the 40-point table's `contour_source`.
 DETECTED, SEARCH, FALLBACK, CORRECTED = "D", "S", "F", "C"
-
-
-@dataclass(frozen=True)
-class ContourParams:
-    """Search and quality-check settings; lengths are fractions of the face width (p00-p04 distance)."""
-
-    smooth_sigma: float = 0.004      # Gaussian smoothing before binarising
-    min_sigma_px: float = 0.7
-    local_sigma: float = 0.05        # local mean for the adaptive threshold
-    threshold: float = 12.0          # a pixel is 'line' when this many gray levels darker than its local mean
-    back: float = 0.03               # search starts this far inward of the chord (so a line on it is whole)
-    window: float = 0.45             # search length outward, as a fraction of the chord length (perpendicular)
-    max_window: float = 0.35         # ... and at most this fraction of the face width (vertical)
-    min_strength: float = 20.0       # darkest point of the hit must be this much below its local mean
-    line_half: float = 0.007         # half the outline's width when it cannot be measured at cheeks
-    max_line: float = 0.04           # widest outline that a measurement may give
-    max_offset: float = 0.4          # hit's perpendicular distance from the chord <= this x chord length
-    concave_tol: float = 0.012       # hit may lie this much (x face width) inward of the chord
-    max_turn_deg: float = 45.0       # turning angle at a new point
-    prior_tol: float = 0.06          # hit's distance from the mean-shape curve (x face width), once known
-    min_confident: int = 10          # faces with every point found needed to estimate the mean shape
-
-    @classmethod
-    def from_params(cls, p: dict) -> ContourParams:
-        known = cls.__dataclass_fields__
-        unknown = set(p) - set(known)
-        if unknown:
-            raise KeyError(f"unknown contour params: {sorted(unknown)}")
-        return cls(**{k: type(getattr(cls(), k))(v) for k, v in p.items()})
 
 
 @dataclass

@@ -13,21 +13,10 @@ covering the continuous image square [x0, x0 + side) maps image x to crop u = (x
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 
-
-@dataclass(frozen=True)
-class Framing:
-    margin: float = 1.25
-    y_shift: float = -0.05
-
-    @classmethod
-    def from_params(cls, p: dict) -> Framing:
-        return cls(margin=float(p["margin"]), y_shift=float(p["y_shift"]))
-
+from face2anime.params import FramingParams as Framing  # the `framing` section is the rule's whole state
 
 def framing_square(points: np.ndarray, framing: Framing) -> np.ndarray:
     """(..., n, 2) points -> (..., 3) squares as (x0, y0, side) in image pixels."""

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from face2anime.data.photo_crops import SIZE, crop_views
-from face2anime.data.photos import Jitter, PhotoSkip, load_photo
+from face2anime.data.photos import PhotoSkip, load_photo
 from face2anime.landmarks.dlib68 import DlibLandmarker, NoFace, choose_face
 from face2anime.landmarks.framing import Framing, from_crop
 from face2anime.landmarks.schema import dlib_to_face40
@@ -86,7 +86,7 @@ def stage_points68(path: Path, landmarker: DlibLandmarker, framing: Framing, map
     """dlib's 68 points through the stage's transforms, back in original image pixels."""
     image = load_photo(path, 0)   # evaluation photos are the project's own (no size limit)
     face = landmarker.find_face(image)
-    view = crop_views(image, face, framing, mapping, SIZE, 0, Jitter(), np.random.default_rng(0))[0]
+    view = crop_views(image, face, framing, mapping, SIZE, 0, None, np.random.default_rng(0))[0]
     stored = view.points68_112.astype(np.float32)  # as written to crops.npz
     return from_crop(stored, np.asarray(view.view.square), SIZE)
 
