@@ -11,14 +11,16 @@ every variant also logs the DAN's point error on its outputs as a monitor). Writ
 `checkpoints/gan/<variant>/`, dvclive curves in `dvclive/gan/<variant>/` and one sample grid per epoch in
 `reports/gan/<variant>/`.
 
-dvc.yaml starts it with `torchrun --standalone --nproc-per-node ${gan.common.processes}`: with one process
-it is the plain single-process run; with several, each trains on its slice of every global batch (DDP) and
-rank 0 alone writes (docs/scaling.md, also for several nodes).
+With `gan.common.processes: 1` it is the plain single-process run. With N > 1 it starts N ranks of itself on
+this node, as `torchrun --standalone --nproc-per-node N` would (PyTorch's elastic launcher, called in-process
+so that a failure stays one line): each trains on its slice of every global batch (DDP) and rank 0 alone
+writes. Started by torchrun itself (several nodes, docs/scaling.md) it is one of the ranks.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from face2anime.cli import run_stage
@@ -44,6 +46,16 @@ def photo_framing() -> dict:
     return {"framing": f.model_dump(),
             "photo_landmarks": {"mapping": p.mapping, "detector": p.detector, "upsample": p.upsample,
                                 "det_threshold": p.det_threshold, "max_side": p.max_side}}
+
+
+def entry(model: str, loss: str | None) -> str | None:
+    """The stage: start `gan.common.processes` ranks of this script, or be the only (or one) rank."""
+    if not distributed.launched():
+        common = load_settings("gan").common
+        if common.processes > 1:
+            distributed.launch(common.processes, [__file__, *sys.argv[1:]], common.dist_timeout_s)
+            return None   # rank 0 printed the summary
+    return main(model, loss)
 
 
 def main(model: str, loss: str | None) -> str:
@@ -117,5 +129,5 @@ if __name__ == "__main__":
     variant = f"{args.model}-init" if args.init else f"{args.model}-{args.loss}"
     outputs = [INIT_ROOT / args.model if args.init else Path("models/gan") / variant, Path("checkpoints/gan") / variant,
                Path("reports/gan") / variant, Path("dvclive/gan") / variant]
-    run_stage(name, lambda: main(args.model, None if args.init else args.loss), quiet=distributed.env_rank() != 0,
+    run_stage(name, lambda: entry(args.model, None if args.init else args.loss), quiet=distributed.env_rank() != 0,
               outputs=outputs)

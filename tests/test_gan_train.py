@@ -2,6 +2,8 @@
 variant trains through the frozen DAN."""
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,16 +102,12 @@ def test_animegan_landmark_variant_runs_through_the_dan(tmp_path, backbone):
 
 
 @pytest.mark.slow
-def test_train_gan_stage_end_to_end(tmp_path, monkeypatch):
-    """The stage script on tiny files: outputs where dvc.yaml expects them; a re-run resumes with nothing to do."""
-    import importlib.util
-    from pathlib import Path
-
+def _tiny_project(tmp_path, **common):
+    """A project folder with tiny photos, style set and DAN, and params for a 1-epoch init + 1 adversarial epoch."""
     import pandas as pd
     import yaml
 
     from face2anime.dan.export import save_model
-    from face2anime.gan.models import load_generator
     from face2anime.io import write_arrays
 
     root = Path(__file__).resolve().parents[1]
@@ -118,6 +116,7 @@ def test_train_gan_stage_end_to_end(tmp_path, monkeypatch):
     gan["common"].update(image_size=SIZE, batch_size=2, epochs=2, init_epochs=1, samples=2, monitor_photos=2,
                          device="cpu", backbone={"name": "hed-vgg16", "layer": "conv2_2", "weights": None,
                                                  "activation": "pre", "allow_download": False})
+    gan["common"].update(common)
     gan["cartoongan"] = CARTOON
     # the adversarial stage records the photos' framing in config.json (face2anime convert frames faces so)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"gan": gan, "framing": project["framing"],
@@ -136,6 +135,17 @@ def test_train_gan_stage_end_to_end(tmp_path, monkeypatch):
     dan = DAN(DANConfig(width=0.125))
     dan.set_statistics(torch.rand(40, 2) * 60 + 26, torch.full((112, 112), 0.5), torch.full((112, 112), 0.25))
     save_model(tmp_path / "models/dan", dan, stages_trained=2)
+    return root
+
+
+def test_train_gan_stage_end_to_end(tmp_path, monkeypatch):
+    """The stage script on tiny files: outputs where dvc.yaml expects them; a re-run resumes with nothing to do."""
+    import importlib.util
+    from pathlib import Path
+
+    from face2anime.gan.models import load_generator
+
+    root = _tiny_project(tmp_path)
     spec = importlib.util.spec_from_file_location("train_gan_stage", root / "stages/train_gan.py")
     stage = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(stage)
@@ -157,6 +167,28 @@ def test_train_gan_stage_end_to_end(tmp_path, monkeypatch):
     again = stage.main("cartoongan", "landmark")             # e.g. dvc re-runs after models/ was deleted
     assert "0 epochs" in again and "resumed after epoch 2" in again
     assert (v / "generator.safetensors").read_bytes() == first
+
+
+def test_stage_starts_its_own_ranks_and_fails_in_one_line(tmp_path):
+    """gan.common.processes: 2 -> the stage launches 2 DDP ranks of itself (no torchrun in dvc.yaml): one summary
+    line from rank 0; a failure is one line too (no launcher traceback or failure report)."""
+    import subprocess
+    import sys
+
+    root = _tiny_project(tmp_path, processes=2, batch_size=2, init_batch_size=2)
+    env = {**os.environ, "PYTHONPATH": str(root / "src"), "TQDM_DISABLE": "1"}
+    for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(k, None)
+    cmd = [sys.executable, str(root / "stages/train_gan.py"), "--model", "cartoongan"]
+    ok = subprocess.run(cmd + ["--init"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0 and "Traceback" not in ok.stdout + ok.stderr, ok.stderr
+    summary = [line for line in ok.stdout.splitlines() if line.startswith("init_gan@cartoongan: ")]
+    assert len(summary) == 1 and "x 2 processes" in summary[0], ok.stdout
+    (tmp_path / "data/style/style.npz").unlink()
+    bad = subprocess.run(cmd + ["--loss", "base"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    lines = [line for line in bad.stderr.splitlines() if line.strip()]
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr + bad.stdout, bad.stderr
+    assert len(lines) == 1 and lines[0].startswith("train_gan@cartoongan-base: error: "), bad.stderr
 
 
 def _photo_set(n=6):

@@ -24,11 +24,12 @@ def prepare_outputs(outputs: Iterable[Path | str]) -> None:
                         "(or free space) and run again") from None
 
 
-def run_stage(name: str, main: Callable[[], str], quiet: bool = False,
+def run_stage(name: str, main: Callable[[], str | None], quiet: bool = False,
               outputs: Iterable[Path | str] = ()) -> None:
-    """Run a stage's `main`, which returns its one-line summary; exit 1 with one line on UserError.
+    """Run a stage's `main`, which returns its one-line summary (None: another process printed it); exit 1
+    with one line on UserError.
 
-    `quiet`: no summary (the other ranks of a several-process run: rank 0 speaks for them; errors still print).
+    `quiet`: no summary and no error line (the other ranks of a several-process run: rank 0 speaks for them).
     `outputs`: the paths the stage writes (its dvc.yaml outs, metrics, plots), checked writable before `main`.
     """
     start = time.perf_counter()
@@ -36,10 +37,11 @@ def run_stage(name: str, main: Callable[[], str], quiet: bool = False,
         prepare_outputs(outputs)
         summary = main()
     except UserError as err:
-        print(f"{name}: error: {err}", file=sys.stderr)
+        if not quiet:
+            print(f"{name}: error: {err}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
         print(f"{name}: interrupted; outputs left as they were (checkpoints allow resuming)", file=sys.stderr)
         sys.exit(130)
-    if not quiet:
+    if not quiet and summary is not None:
         print(f"{name}: {summary} ({time.perf_counter() - start:.1f} s)")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from datetime import timedelta
 from typing import Any
 
@@ -57,6 +58,36 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def launched() -> bool:
+    """True inside a process that torchrun (or `launch`) started: it already is one of the ranks."""
+    return "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+def launch(nprocs: int, argv: list[str], timeout_s: float) -> None:
+    """Run `python argv...` as `nprocs` ranks on this node, as `torchrun --standalone` would, from inside
+    the stage, so that a failure stays one line (no launcher traceback or failure report): rank 0 prints
+    its error, the other ranks stay quiet (they read the same inputs and fail alike)."""
+    import logging
+    import uuid
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)   # its failure log is a report
+    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=int(nprocs), run_id=str(uuid.uuid4()),
+                          rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0,
+                          rdzv_configs={"timeout": int(timeout_s)})
+    try:
+        elastic_launch(config, sys.executable)(*argv)
+    except ChildFailedError as err:
+        failed = {int(f.local_rank): f.exitcode for f in err.failures.values()}
+        if 0 in failed:
+            raise SystemExit(1) from None   # rank 0 printed the one line (the other ranks stay quiet)
+        ranks = ", ".join(f"{r} (exit code {c})" for r, c in sorted(failed.items()))
+        raise UserError(f"rank {ranks} of {nprocs} failed but rank 0 did not: its message is not shown "
+                        f"(ranks other than 0 stay quiet); re-run with gan.common.processes: 1 to see it") from None
 
 
 def from_env(device: torch.device, timeout_s: float = 1800.0) -> Dist:
