@@ -99,6 +99,14 @@ def test_yaml_syntax_error_and_missing_file(tmp_path):
         load_settings("dan", path)
 
 
+def test_a_key_given_twice_is_an_error(tmp_path):
+    """PyYAML keeps the last of two equal keys silently (DVC refuses the file): the value edited may not be used."""
+    path = tmp_path / "params.yaml"
+    path.write_text("split:\n  seed: 0\n  train: 0.7\n  seed: 1\n")
+    with pytest.raises(UserError, match=r"line 4, column 3: duplicate key 'seed' \(first at line 2\)"):
+        load_settings("split", path)
+
+
 def test_no_param_defaults_in_the_library():
     """Values come from params.yaml only: no `.get(key, default)` on a params section in the package."""
     import re

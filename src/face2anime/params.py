@@ -471,13 +471,32 @@ M = TypeVar("M", bound=BaseModel)
 
 
 # ---------------------------------------------------------------------------------------------- loading
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, but a key given twice in one mapping is an error (PyYAML keeps the last one
+    silently, and DVC refuses the file: either way the value a user edited may not be the one used)."""
+
+
+def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[Any, yaml.Node] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r} (first at line "
+                                                    f"{seen[key].start_mark.line + 1})", key_node.start_mark)
+        seen[key] = key_node
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+
+
 def read_params_file(path: Path | str = PARAMS_FILE) -> dict[str, Any]:
-    """The raw YAML mapping; a missing file or a syntax error is a one-line UserError."""
+    """The raw YAML mapping; a missing file, a syntax error or a duplicate key is a one-line UserError."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path} not found: run stages from the project root")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
