@@ -157,14 +157,11 @@ class AnimeDiscriminator(nn.Module):
 
 # ------------------------------------------------------------------------------------------ factory + IO
 def build_generator(cfg: dict) -> nn.Module:
-    """cfg = {'model': 'cartoongan'|'animegan', 'width', 'blocks', 'upsample' | 'expansion'}.
-
-    A saved CartoonGAN config.json without 'upsample' predates the option and used transposed convs (this
-    reads old generator folders; it is no param default: training always passes gan.cartoongan.generator).
-    """
+    """cfg = {'model': 'cartoongan'|'animegan', 'width', 'blocks', 'upsample' | 'expansion'}: the params'
+    `gan.<model>.generator` section, as training passes it and config.json records it."""
     model = cfg["model"]
     if model == "cartoongan":
-        return CartoonGenerator(int(cfg["width"]), int(cfg["blocks"]), str(cfg.get("upsample", "transposed")))
+        return CartoonGenerator(int(cfg["width"]), int(cfg["blocks"]), str(cfg["upsample"]))
     if model == "animegan":
         return AnimeGenerator(int(cfg["width"]), int(cfg["blocks"]), int(cfg["expansion"]))
     raise UserError(f"unknown GAN model {model!r}; choose one of {', '.join(MODELS)}")
