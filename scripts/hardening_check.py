@@ -166,9 +166,11 @@ CASES = [
      ["expand_contour.search", "missing"]),
     ("hysts weights: random bytes", "python stages/detect_anime.py",
      lambda p: (_write("weights/det.safetensors", os.urandom(4096))(p),
+                _write("weights/lmk.safetensors", os.urandom(4096))(p),
                 _set("detect_anime", "backend", "hysts")(p),
-                _set("detect_anime", "detector_weights", "weights/det.safetensors")(p)),
-     ["weights/det.safetensors"]),
+                _set("detect_anime", "detector_weights", "weights/det.safetensors")(p),
+                _set("detect_anime", "landmark_weights", "weights/lmk.safetensors")(p)),
+     ["weights/", "not a readable weights file"]),
     ("corrupt DAN checkpoint", "python stages/train_dan.py",
      _write("checkpoints/dan/last.pt", os.urandom(4096)),
      ["checkpoints/dan/last.pt", "delete it"]),
@@ -203,14 +205,20 @@ def run_case(project: Path, label: str, cmd: str, edit, words: list[str]) -> tup
     unchanged = digest(project) == before
     line = err_lines[0] if err_lines else f"(no stderr; exit {res.returncode})"
     return ok and unchanged, f"{'ok  ' if ok and unchanged else 'FAIL'} {label} [{stage}] -> exit {res.returncode}: " \
-                             f"{line[:160]}{'' if unchanged else '  (OUTPUTS CHANGED)'}"
+                             f"{line[:240]}{'' if unchanged else '  (OUTPUTS CHANGED)'}"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", default="/tmp/face2anime-hardening")
+    parser.add_argument("--only", default="", help="run only the bad-input cases whose label holds this text")
     args = parser.parse_args()
     project = clone(Path(args.workdir))
+    if args.only:
+        results = [run_case(project, *c) for c in CASES if args.only in c[0]]
+        for _, line in results:
+            print("   " + line, flush=True)
+        return 1 if any(not ok for ok, _ in results) else 0
     print("1. touch src/face2anime/params.py -> dvc status:", check_params_touch(project), flush=True)
     for stage, marker in (("crop_anime", ".crops.npz."), ("detect_photos", ".views.npz.")):
         print(f"2. kill -9 {stage} while writing, then dvc repro:", kill_while_writing(project, stage, marker),

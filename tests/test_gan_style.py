@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from face2anime.gan.style import EdgeSmoothing, build_style_set, edge_mask, smooth_edges, style_gray
+from face2anime.gan.style import EdgeSmoothing, build_style_set, edge_mask, smooth_edges
 from face2anime.io import read_arrays, write_arrays
 
 
@@ -41,7 +41,7 @@ def test_flat_image_is_untouched_and_gray_weights():
     flat = np.full((32, 32, 3), 90, np.uint8)
     assert np.array_equal(smooth_edges(flat, EdgeSmoothing(low=100, high=200, dilate=5, blur=5)), flat)
     px = np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255]]], np.uint8)
-    assert style_gray(px).tolist() == [[76, 150, 29]]         # ITU-R 601, RGB order
+    assert build_style_set(px[None], EdgeSmoothing(low=100, high=200, dilate=5, blur=5))["gray"].tolist() == [[[76, 150, 29]]]         # ITU-R 601, RGB order
     s = build_style_set(np.stack([_anime_like(0), _anime_like(1)]), EdgeSmoothing(low=100, high=200, dilate=5, blur=5))
     assert s["smoothed"].shape == s["color"].shape and s["gray"].shape == s["color"].shape[:3]
 

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from face2anime.data.images import LUMA
 from face2anime.errors import UserError
 from face2anime.landmarks.framing import crop_image, square_to_crop_matrix
 from face2anime.landmarks.schema import Layout, flip_points
@@ -241,7 +242,7 @@ def colour_jitter(rgb: np.ndarray, view: View) -> np.ndarray:
     if view.brightness == 0.0 and view.contrast == 1.0 and view.saturation == 1.0:
         return rgb
     f = rgb.astype(np.float32)
-    luma = f @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    luma = f @ np.array(LUMA, dtype=np.float32)   # float luma for the blend (the uint8 gray image: to_gray)
     f = luma[..., None] + (f - luma[..., None]) * view.saturation
     f = (f - 127.5) * view.contrast + 127.5 + view.brightness
     return np.clip(f, 0, 255).round().astype(np.uint8)

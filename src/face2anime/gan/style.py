@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from face2anime.data.images import LUMA, to_gray
+from face2anime.data.images import to_gray
 from face2anime.params import PrepareStyleParams
 
 
@@ -47,18 +47,7 @@ def smooth_edges(rgb: np.ndarray, cfg: EdgeSmoothing) -> np.ndarray:
     return out
 
 
-def style_gray(rgb: np.ndarray) -> np.ndarray:
-    """(..., H, W, 3) uint8 RGB -> (..., H, W) uint8 luma, float weights rounded half to even.
-
-    Not `data.images.to_gray`: OpenCV's fixed point differs by one level on 0.14 % of RGB triples, so
-    switching would change `data/style/style.npz` and every GAN trained on it. Kept until the demo is
-    re-run anyway; then this becomes `to_gray(color)`.
-    """
-    luma = rgb[..., 0] * LUMA[0] + rgb[..., 1] * LUMA[1] + rgb[..., 2] * LUMA[2]
-    return np.clip(np.rint(luma), 0, 255).astype(np.uint8)
-
-
 def build_style_set(color: np.ndarray, cfg: EdgeSmoothing) -> dict[str, np.ndarray]:
     """color (N, H, W, 3) uint8 RGB -> {'color', 'smoothed', 'gray'} arrays for the GAN's style side."""
     smoothed = np.stack([smooth_edges(img, cfg) for img in color]) if len(color) else color.copy()
-    return {"color": color, "smoothed": smoothed, "gray": style_gray(color)}
+    return {"color": color, "smoothed": smoothed, "gray": to_gray(color)}
