@@ -176,7 +176,7 @@ def _fake_project(root, n_test=4, n_anime=6):
     torch.manual_seed(0)
     save_model(root / "models/dan", DAN(DANConfig(width=0.0625, n_stages=1)), stages_trained=1)
     for variant in ("cartoongan-base", "animegan-landmark"):
-        cfg = {"model": variant.split("-")[0], "width": 8, "blocks": 1, "expansion": 2}
+        cfg = {"model": variant.split("-")[0], "width": 8, "blocks": 1, "expansion": 2, "upsample": "transposed"}
         save_generator(root / "models/gan" / variant, build_generator(cfg), {"generator": cfg})
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["eval_gan"]["kid"] = {"subsets": 3, "subset_size": 4}

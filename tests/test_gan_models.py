@@ -11,7 +11,7 @@ from face2anime.gan.models import (build_discriminator, build_generator, load_ge
 @pytest.mark.parametrize("model", ["cartoongan", "animegan"])
 def test_generator_and_discriminator_shapes(model):
     torch.manual_seed(0)
-    G = build_generator({"model": model, "width": 4, "blocks": 2, "expansion": 2})
+    G = build_generator({"model": model, "width": 4, "blocks": 2, "expansion": 2, "upsample": "transposed"})
     D = build_discriminator({"model": model, "width": 4, "stages": 3, "spectral_norm": model == "animegan"})
     x = torch.rand(2, 3, 112, 112) * 2 - 1
     y = G(x)
