@@ -61,7 +61,7 @@ def entry(model: str, loss: str | None) -> str | None:
 def main(model: str, loss: str | None) -> str:
     """`loss` None = the init run of `model`. Under torchrun every process runs this; rank 0 writes."""
     gan = load_settings("gan")
-    photo_framing()   # checks the framing and photo_landmarks sections before any work
+    framing = photo_framing()   # read (and checked) before any work; recorded in config.json
     init = loss is None
     cfg = TrainConfig(model=model, loss="base" if init else loss, common=gan.common.model_dump(),
                       arch=getattr(gan, model).model_dump(), landmark=gan.landmark.model_dump())
@@ -69,12 +69,12 @@ def main(model: str, loss: str | None) -> str:
     c = cfg.common
     dist = distributed.from_env(resolve_device(c["device"], "gan.common.device"), c["dist_timeout_s"])
     try:
-        return _train(cfg, model, loss, dist)
+        return _train(cfg, model, loss, dist, framing)
     finally:
         distributed.cleanup(dist)
 
 
-def _train(cfg: TrainConfig, model: str, loss: str | None, dist: distributed.Dist) -> str:
+def _train(cfg: TrainConfig, model: str, loss: str | None, dist: distributed.Dist, framing: dict) -> str:
     init = loss is None
     c = cfg.common
     size = int(c["image_size"])
@@ -102,7 +102,7 @@ def _train(cfg: TrainConfig, model: str, loss: str | None, dist: distributed.Dis
                   model_dir=INIT_ROOT / model if init else Path("models/gan") / variant)
     digest = distributed.broadcast_object(dist, file_digest(inputs) if dist.is_main else None)
     result = train_gan(cfg, photos, style, backbone, out, dan=dan, input_digest=digest, init_dir=init_dir,
-                       stop_after_init=init, config_extra=None if init else photo_framing(), dist=dist)
+                       stop_after_init=init, config_extra=None if init else framing, dist=dist)
     last = result["history"][-1] if result["history"] else {}
     monitor = f", DAN point error on outputs {last['monitor_point_error_px']:.2f} px" \
         if "monitor_point_error_px" in last else ""
