@@ -177,7 +177,7 @@ def synthetic_faces(n, seed):
 
 
 def _settings(**kw):
-    p = {"width": 0.0625, "dropout": 0.5, "n_stages": 2, "batch_size": 8, "lr": 1e-3, "weight_decay": 0.0,
+    p = {"width": 0.0625, "dropout": 0.5, "n_stages": 2, "batch_size": 8, "lr": [1e-3, 1e-3], "weight_decay": 0.0,
          "schedule": "plateau", "max_epochs": [2, 1], "lr_final": 0.01, "patience": [5, 5], "min_delta": 0.0,
          "passes": 1, "seed": 3, "stage_init": "previous",
          "lr_patience": 1, "lr_factor": 0.5,
@@ -212,15 +212,16 @@ def test_training_resumes_from_checkpoint_with_identical_result(tmp_path, schedu
     assert rest.best_val[2] <= rest.best_val[1] + 1e-6  # (the two scores come from different float paths)
 
     # changed params invalidate the checkpoint: a fresh start, not a resume
-    s2, params2 = _settings(schedule=schedule, lr=5e-4)
+    s2, params2 = _settings(schedule=schedule, lr=[5e-4, 5e-4])
     fresh = train_dan(data, s2, params2, tmp_path / "b", cpu, stop_after_epochs=1)
     assert fresh.resumed_from is None
 
 
 def test_cosine_schedule_anneals_to_lr_final_and_runs_every_epoch(tmp_path):
-    s, params = _settings(schedule="cosine", max_epochs=[5, 3], lr_final=0.1)
-    assert [round(cosine_lr(s, 1, e) / s.lr, 4) for e in range(5)] == [1.0, 0.8682, 0.55, 0.2318, 0.1]
-    assert cosine_lr(s, 2, 0) == s.lr and abs(cosine_lr(s, 2, 2) - 0.1 * s.lr) < 1e-12
+    s, params = _settings(schedule="cosine", max_epochs=[5, 3], lr_final=0.1, lr=[1e-3, 2.5e-4])
+    assert [round(cosine_lr(s, 1, e) / 1e-3, 4) for e in range(5)] == [1.0, 0.8682, 0.55, 0.2318, 0.1]
+    # every stage anneals from its own rate
+    assert cosine_lr(s, 2, 0) == 2.5e-4 and abs(cosine_lr(s, 2, 2) - 2.5e-5) < 1e-12
     data = AnimeData(splits={"train": synthetic_faces(12, 0), "val": synthetic_faces(4, 1),
                              "test": synthetic_faces(2, 2)}, skipped={}, digest="synthetic-v1")
     # a patience of 1 would stop a plateau run early; cosine ignores it and runs the full length

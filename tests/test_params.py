@@ -54,6 +54,7 @@ CASES = [
     ("dan", "dan.augment.mirror", "yes", "dan.augment.mirror = 'yes': must be true or false"),
     ("dan", "dan.schedule", "step", "dan.schedule = 'step': must be 'cosine' or 'plateau'"),
     ("dan", "dan.max_epochs", [45], "dan: max_epochs needs one entry per stage"),
+    ("dan", "dan.lr", [0.002], "dan: lr needs one entry per stage"),
     ("convert", "convert.upsample", "x", "convert.upsample = 'x': must be 'model' or an integer"),
     ("convert", "convert.max_pixels", -5, "convert.max_pixels = -5: must be an integer >= 0"),
     ("make_demo", "make_demo.shot_len_s", [2.0, 1.0], "make_demo: shot_len_s must be [min, max]"),
@@ -80,10 +81,10 @@ def test_bad_values_are_one_line_errors(tmp_path, section, key, value, words):
 
 def test_several_errors_are_listed_on_one_line(tmp_path):
     data = copy.deepcopy(BASE)
-    data["dan"]["batch_size"], data["dan"]["lr"] = "64a", -1
+    data["dan"]["batch_size"], data["dan"]["lr"] = "64a", [-1, 0.001]
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(data))
-    with pytest.raises(UserError, match=r"dan\.batch_size = '64a': .*; dan\.lr = -1: must be a number > 0"):
+    with pytest.raises(UserError, match=r"dan\.batch_size = '64a': .*; dan\.lr\[0\] = -1: must be a number > 0"):
         load_settings("dan", path)
 
 

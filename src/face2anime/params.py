@@ -16,6 +16,7 @@ import annotated_types as at
 import numpy as np
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
+from pydantic.fields import FieldInfo
 
 from face2anime.errors import UserError
 
@@ -204,7 +205,7 @@ class DanParams(_Section):
     n_stages: Annotated[int, Field(ge=1, le=2)]
     stage_init: Literal["previous", "random"]
     batch_size: Count
-    lr: PosFloat
+    lr: list[PosFloat]
     weight_decay: NonNegFloat
     schedule: Literal["cosine", "plateau"]
     max_epochs: list[Count]
@@ -218,7 +219,7 @@ class DanParams(_Section):
 
     @model_validator(mode="after")
     def _per_stage(self) -> DanParams:
-        for key in ("max_epochs", "patience"):
+        for key in ("lr", "max_epochs", "patience"):
             if len(getattr(self, key)) < self.n_stages:
                 raise ValueError(f"{key} needs one entry per stage (n_stages = {self.n_stages})")
         return self
@@ -613,7 +614,7 @@ def _key(model: type[BaseModel], loc: tuple, prefix: str) -> tuple[str, Any]:
         fields = getattr(cls, "model_fields", None) if cls is not None else None
         if isinstance(part, int):
             key += f"[{part}]"
-            field, cls = None, None
+            field, cls = _item_field(field), None
         elif fields and part in fields:
             field = fields[part]
             key = f"{key}.{part}" if key else str(part)
@@ -624,6 +625,12 @@ def _key(model: type[BaseModel], loc: tuple, prefix: str) -> tuple[str, Any]:
                 cls = None
             # else: a union member's tag (e.g. 'int', "literal['model']"): not part of the key
     return key, field
+
+
+def _item_field(field: Any) -> Any:
+    """The field of one item of a list field (its type and range), so `lr[0] = -1` says the item's rule."""
+    args = get_args(field.annotation) if field is not None and get_origin(field.annotation) is list else ()
+    return FieldInfo.from_annotation(args[0]) if args else None
 
 
 def _bounds(metadata: list) -> str:

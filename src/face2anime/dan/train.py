@@ -1,7 +1,7 @@
 """Training: stage 1, then stage 2 with stage 1 frozen.
 
 Two schedules. `cosine` (the default) runs every stage for its full `max_epochs` with the learning rate
-annealed from `lr` to `lr * lr_final` and keeps the last weights: no decision depends on the validation
+annealed from the stage's `lr` to `lr * lr_final` and keeps the last weights: no decision depends on the validation
 score, so float noise (another CPU, another seed) moves the result a little instead of moving the epoch
 at which a stage stops (with `plateau`, stage-1 RMSE moved 1.67 -> 2.31 px between two CPUs). `plateau`
 keeps the best validation epoch, cuts the rate after `lr_patience` epochs without improvement and stops
@@ -43,7 +43,7 @@ class TrainSettings:
     dropout: float
     n_stages: int
     batch_size: int
-    lr: float
+    lr: tuple[float, ...]         # per stage: Adam's rate at the start of the stage
     weight_decay: float
     schedule: str                 # cosine (fixed length, last weights) | plateau (early stopping, best weights)
     max_epochs: tuple[int, ...]   # per stage
@@ -61,7 +61,7 @@ class TrainSettings:
     def from_params(cls, p: DanParams) -> TrainSettings:
         """The `dan` section (checked by its model) with the per-stage lists cut to n_stages."""
         n = p.n_stages
-        return cls(width=p.width, dropout=p.dropout, n_stages=n, batch_size=p.batch_size, lr=p.lr,
+        return cls(width=p.width, dropout=p.dropout, n_stages=n, batch_size=p.batch_size, lr=tuple(p.lr[:n]),
                    weight_decay=p.weight_decay, schedule=p.schedule, max_epochs=tuple(p.max_epochs[:n]),
                    lr_final=p.lr_final, patience=tuple(p.patience[:n]), min_delta=p.min_delta,
                    lr_patience=p.lr_patience, lr_factor=p.lr_factor, passes=p.passes, augment=p.augment,
@@ -125,14 +125,14 @@ def _make_optimizer(model: DAN, stage: int, s: TrainSettings) -> torch.optim.Opt
     params = model.stage_parameters(stage)
     for p in params:
         p.requires_grad_(True)
-    return torch.optim.Adam(params, lr=s.lr, weight_decay=s.weight_decay)
+    return torch.optim.Adam(params, lr=s.lr[stage - 1], weight_decay=s.weight_decay)
 
 
 def cosine_lr(s: TrainSettings, stage: int, epoch: int) -> float:
     """The rate of epoch `epoch` (0-based) of a cosine stage: a pure function, so resuming needs no state."""
     total = max(1, s.max_epochs[stage - 1] - 1)
     frac = 0.5 * (1.0 + np.cos(np.pi * min(epoch, total) / total))
-    return float(s.lr * (s.lr_final + (1.0 - s.lr_final) * frac))
+    return float(s.lr[stage - 1] * (s.lr_final + (1.0 - s.lr_final) * frac))
 
 
 def _set_train_mode(model: DAN, stage: int) -> None:
