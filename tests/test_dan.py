@@ -179,7 +179,7 @@ def synthetic_faces(n, seed):
 def _settings(**kw):
     p = {"width": 0.0625, "dropout": 0.5, "n_stages": 2, "batch_size": 8, "lr": [1e-3, 1e-3], "weight_decay": 0.0,
          "schedule": "plateau", "max_epochs": [2, 1], "lr_final": 0.01, "patience": [5, 5], "min_delta": 0.0,
-         "passes": 1, "seed": 3, "stage_init": "previous",
+         "passes": 1, "seed": 3, "stage_init": "previous", "mirror_average": False,
          "lr_patience": 1, "lr_factor": 0.5,
          "augment": {"mirror": True, "rotate_deg": 5.0, "scale": 0.05, "translate_px": 2.0,
                      "brightness": 0.1, "contrast": 0.2}}
@@ -265,3 +265,21 @@ def test_training_statistics_are_mirror_symmetric():
     np.testing.assert_allclose(flipped, mean_shape, atol=1e-4)
     np.testing.assert_allclose(mean_image, mean_image[:, ::-1], atol=1e-6)
     assert (std_image > 0).all()
+
+
+def test_mirror_averaged_prediction_is_mirror_symmetric_and_the_mean_of_both_readings():
+    torch.manual_seed(0)
+    raw = _tiny_dan().eval()
+    model = DAN(DANConfig(width=0.0625, n_stages=2, mirror_average=True)).eval()
+    model.load_state_dict(raw.state_dict())
+    gray = torch.rand(3, 1, 112, 112)
+    unflip = lambda p: torch.from_numpy(schema.flip_points(p.numpy(), schema.FACE40, 112)).float()  # noqa: E731
+    with torch.no_grad():
+        plain, mirrored = raw(gray), raw(gray.flip(-1))
+        averaged, of_mirror = model.predict(gray), model.predict(gray.flip(-1))
+        assert raw.predict(gray)[-1].equal(plain[-1])  # off: predict is the plain forward
+    for k in range(2):
+        # the random net is far from symmetric, so this is not true of either reading alone
+        assert (unflip(mirrored[k]) - plain[k]).abs().max() > 0.1
+        torch.testing.assert_close(averaged[k], 0.5 * (plain[k] + unflip(mirrored[k])), atol=1e-4, rtol=0)
+        torch.testing.assert_close(unflip(of_mirror[k]), averaged[k], atol=1e-4, rtol=0)

@@ -216,6 +216,7 @@ class DanParams(_Section):
     lr_factor: Annotated[float, Field(gt=0, lt=1)]
     passes: Count
     augment: DanAugmentParams
+    mirror_average: bool
 
     @model_validator(mode="after")
     def _per_stage(self) -> DanParams:

@@ -2,7 +2,8 @@
 
 `FrozenDAN.load('models/dan')` gives a module that stays in eval mode (BatchNorm statistics and dropout
 fixed even inside a parent's `.train()`), has no trainable parameters, and maps grayscale crops
-(B, 1, 112, 112) in [0, 1] to the last trained stage's (B, 40, 2) crop-pixel points. The input is
+(B, 1, 112, 112) in [0, 1] to the last trained stage's (B, 40, 2) crop-pixel points (`DAN.predict`: mirror-
+averaged when the model was trained with `dan.mirror_average`). The input is
 normalised inside, and gradients flow back to the input image.
 """
 
@@ -38,4 +39,4 @@ class FrozenDAN(nn.Module):
     def forward(self, gray: torch.Tensor) -> torch.Tensor:
         if gray.dim() != 4 or gray.shape[1] != 1 or tuple(gray.shape[2:]) != (self.dan.cfg.size,) * 2:
             raise ValueError(f"FrozenDAN expects (B, 1, {self.dan.cfg.size}, {self.dan.cfg.size}), got {tuple(gray.shape)}")
-        return self.dan(gray, n_stages=self.n_stages)[-1]
+        return self.dan.predict(gray, n_stages=self.n_stages)[-1]

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from face2anime.dan import geometry
+from face2anime.landmarks import schema
 
 BASE_CHANNELS = (64, 128, 256, 512)
 
@@ -34,6 +35,7 @@ class DANConfig:
     n_points: int = 40
     fc_units: int = 256
     dropout: float = 0.5
+    mirror_average: bool = False  # `predict` averages the face's and its mirror image's estimates
 
     def channels(self) -> tuple[int, ...]:
         return tuple(max(1, round(c * self.width)) for c in BASE_CHANNELS)
@@ -148,6 +150,25 @@ class DAN(nn.Module):
         if stage > 1:
             mods.append(self.connections[stage - 2])
         return mods
+
+    def predict(self, gray: torch.Tensor, n_stages: int | None = None) -> list[torch.Tensor]:
+        """Every stage's estimate as the trained DAN reports it (validation, evaluation, the GAN's landmark loss).
+
+        With `mirror_average` it is the mean of the estimate on the face and the estimate on its mirror image,
+        mapped back and relabelled left/right. Mirroring is a training augmentation, so both are readings of
+        the same face by the same net; their mean is exactly mirror-symmetric and cancels the part of a
+        net's error that is not, which differs from seed to seed (docs/reproducibility.md).
+        """
+        if not self.cfg.mirror_average:
+            return self(gray, n_stages=n_stages)
+        b, last = gray.shape[0], gray.shape[-1] - 1
+        perm = torch.as_tensor(schema.FACE40.flip_permutation(), device=gray.device)
+        shapes = self(torch.cat([gray, gray.flip(-1)]), n_stages=n_stages)
+        out = []
+        for s in shapes:
+            m = s[b:, perm]
+            out.append(0.5 * (s[:b] + torch.stack([last - m[..., 0], m[..., 1]], dim=-1)))
+        return out
 
     def forward(self, gray: torch.Tensor, n_stages: int | None = None) -> list[torch.Tensor]:
         n_stages = self.cfg.n_stages if n_stages is None else n_stages

@@ -56,6 +56,7 @@ class TrainSettings:
     augment: Augment
     seed: int
     stage_init: str               # later stages start from: previous (the trained stage before) | random
+    mirror_average: bool          # the trained DAN predicts the mean of the face's and its mirror image's estimates
 
     @classmethod
     def from_params(cls, p: DanParams) -> TrainSettings:
@@ -65,7 +66,7 @@ class TrainSettings:
                    weight_decay=p.weight_decay, schedule=p.schedule, max_epochs=tuple(p.max_epochs[:n]),
                    lr_final=p.lr_final, patience=tuple(p.patience[:n]), min_delta=p.min_delta,
                    lr_patience=p.lr_patience, lr_factor=p.lr_factor, passes=p.passes, augment=p.augment,
-                   seed=p.seed, stage_init=p.stage_init)
+                   seed=p.seed, stage_init=p.stage_init, mirror_average=p.mirror_average)
 
 
 
@@ -79,13 +80,13 @@ def normalised_error(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def predict(model: DAN, gray: np.ndarray, device: torch.device, batch_size: int = 64,
             n_stages: int | None = None) -> list[np.ndarray]:
-    """Every stage's (N, 40, 2) prediction for uint8 crops (N, 112, 112), in eval mode."""
+    """Every stage's (N, 40, 2) prediction (`DAN.predict`) for uint8 crops (N, 112, 112), in eval mode."""
     was_training = model.training
     model.eval()
     outs: list[list[np.ndarray]] = []
     for start in range(0, len(gray), batch_size):
         x = torch.from_numpy(gray[start:start + batch_size].astype(np.float32) / 255.0)[:, None].to(device)
-        shapes = model(x, n_stages=n_stages)
+        shapes = model.predict(x, n_stages=n_stages)
         if not outs:
             outs = [[] for _ in shapes]
         for k, s in enumerate(shapes):
@@ -181,7 +182,8 @@ def train_dan(data: AnimeData, s: TrainSettings, params: dict, checkpoint_dir: P
 
     torch.manual_seed(s.seed)
     gen = torch.Generator().manual_seed(s.seed)
-    model = DAN(DANConfig(width=s.width, n_stages=s.n_stages, dropout=s.dropout)).to(device)
+    model = DAN(DANConfig(width=s.width, n_stages=s.n_stages, dropout=s.dropout,
+                          mirror_average=s.mirror_average)).to(device)
     model.set_statistics(*training_statistics(train, s.augment.mirror))
 
     state = None
