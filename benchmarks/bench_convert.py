@@ -13,6 +13,8 @@ else random weights at params.yaml's gan.animegan.generator size (`--width/--blo
 A folder written before config.json recorded its framing gets params.yaml's `framing` / `photo_landmarks` in a
 temporary copy (the benchmark measures speed, not looks).
 Run: `OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_convert.py [--copies 8 --width 64 --blocks 8]`.
+`--smoke` (run by tests/test_benchmarks.py): 1 copy, 1 repeat, 1 thread, random weights at params.yaml's size
+unless `--model` is given; its numbers mean nothing.
 """
 
 from __future__ import annotations
@@ -33,10 +35,10 @@ from face2anime.convert.model import read_model, resolve_model_dir
 from face2anime.convert.run import convert_paths
 from face2anime.convert.settings import load_settings
 from face2anime.convert.stylize import Stylizer
-from face2anime.data.photos import demo_photos, load_photo
 from face2anime.errors import UserError
-from face2anime.gan.models import build_generator, load_generator, save_generator
-from face2anime.params import load_params
+from face2anime.gan.models import build_generator, generator_settings, load_generator, save_generator
+from face2anime.photos.files import demo_photos, load_photo
+from face2anime.settings import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = ROOT / "params.yaml"
@@ -50,7 +52,8 @@ def framing_record() -> dict:
 
 def prepare_model(args: argparse.Namespace, work: Path) -> tuple[Path, str]:
     """(generator folder with a framing record, description)."""
-    name = args.model or ("animegan-landmark" if (ROOT / "models/gan/animegan-landmark").is_dir() else None)
+    trained = not args.smoke and (ROOT / "models/gan/animegan-landmark").is_dir()
+    name = args.model or ("animegan-landmark" if trained else None)
     if name and args.width is None and args.blocks is None:
         src = resolve_model_dir(name)
         cfg = json.loads((src / "config.json").read_text())
@@ -64,15 +67,16 @@ def prepare_model(args: argparse.Namespace, work: Path) -> tuple[Path, str]:
     arch.update({k: v for k, v in (("width", args.width), ("blocks", args.blocks)) if v is not None})
     torch.manual_seed(0)
     dst = work / "model"
-    save_generator(dst, build_generator(arch), {"generator": arch, "variant": "random", "image_size": 112,
-                                                "input_range": [-1, 1], "channels": "RGB", **framing_record()})
+    generator = build_generator(generator_settings(arch, "bench_convert"))
+    save_generator(dst, generator, {"generator": arch, "variant": "random", "image_size": 112,
+                                    "input_range": [-1, 1], "channels": "RGB", **framing_record()})
     return dst, f"random weights, {arch}"
 
 
 def make_pictures(folder: Path, copies: int) -> int:
     """Demo photos x copies + one picture holding both faces; returns the number of pictures."""
     folder.mkdir(parents=True)
-    photos = {p.photo_id: load_photo(p.path) for p in demo_photos()}
+    photos = {p.photo_id: load_photo(p.path, 0) for p in demo_photos()}
     for k in range(copies):
         for pid, rgb in photos.items():
             cv2.imwrite(str(folder / f"{pid}_{k:02d}.png"), rgb[..., ::-1].copy())
@@ -91,7 +95,10 @@ def main() -> None:
     ap.add_argument("--copies", type=int, default=8, help="copies of each demo photo")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--smoke", action="store_true", help="1 copy, 1 repeat, random weights: the code works")
     args = ap.parse_args()
+    if args.smoke:
+        args.copies, args.repeats, args.threads = 1, 1, 1
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="bench_convert_") as tmp:
         work = Path(tmp)
@@ -106,7 +113,7 @@ def main() -> None:
         convert_paths([work / "in" / "both.png"], work / "warm", model_dir, **opts)   # warm-up: dlib, torch
         finder = FaceFinder(model, settings)
         crops = np.concatenate([finder.crops(rgb, finder.find(rgb)) for rgb in
-                                (load_photo(p) for p in sorted((work / "in").glob("*.png")))])
+                                (load_photo(p, 0) for p in sorted((work / "in").glob("*.png")))])
         stylizer = Stylizer(generator, model.image_size, torch.device("cpu"), False, settings.batch_size)
         stylizer(crops)                                    # warm-up at the timed shapes
         best = bare = float("inf")

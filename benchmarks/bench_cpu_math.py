@@ -10,6 +10,8 @@ the pin costs) and, for reference, `native` with bf16 autocast for the GAN (only
 a different number format, so different results anyway). Steps: a DAN stage-1 training step at the
 params' width and batch size, and an AnimeGAN adversarial step (D then G) at the params' sizes.
 Run: `.venv/bin/python benchmarks/bench_cpu_math.py [--rounds 3]`.
+`--smoke` (run by tests/test_benchmarks.py): one round, one step, batch 2 (GAN at 64 px), 1 thread; its numbers
+mean nothing.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ SETTINGS = {"portable": {"math": "portable", "amp": False}, "native": {"math": "
             "native + bf16 (GAN)": {"math": "native", "amp": True}}
 
 
-def child(amp: bool, steps: int) -> dict:
+def child(amp: bool, steps: int, smoke: bool = False) -> dict:
     """Fastest DAN and GAN step in this process (its CPU math comes from the environment)."""
     import torch
 
@@ -38,15 +40,16 @@ def child(amp: bool, steps: int) -> dict:
     from face2anime.dan.train import normalised_error
     from face2anime.device import cpu_bf16_native
     from face2anime.gan.backbone import load_backbone
-    from face2anime.params import load_params
+    from face2anime.settings import load_params, load_settings
 
-    torch.set_num_threads(2)
-    dan_p, gan = load_params("dan"), load_params("gan")
+    torch.set_num_threads(1 if smoke else 2)
+    dan_p, gan = load_params("dan"), load_settings("gan")
     torch.manual_seed(0)
     dan = DAN(DANConfig(width=float(dan_p["width"]), n_stages=2, dropout=float(dan_p["dropout"])))
     dan.set_statistics(torch.rand(40, 2) * 60 + 26, torch.full((112, 112), 0.5), torch.full((112, 112), 0.25))
     opt = torch.optim.Adam(dan.stage_parameters(1), lr=1e-3)
-    x, y = torch.rand(int(dan_p["batch_size"]), 1, 112, 112), torch.rand(int(dan_p["batch_size"]), 40, 2) * 60 + 26
+    dan_bs = 2 if smoke else int(dan_p["batch_size"])
+    x, y = torch.rand(dan_bs, 1, 112, 112), torch.rand(dan_bs, 40, 2) * 60 + 26
 
     def dan_step() -> float:
         t = time.perf_counter()
@@ -56,12 +59,12 @@ def child(amp: bool, steps: int) -> dict:
         opt.step()
         return time.perf_counter() - t
 
-    common, arch = gan["common"], gan["animegan"]
-    bb = common["backbone"]
-    backbone = load_backbone(bb["name"], bb["layer"], bb["weights"] or None, activation=bb["activation"])
+    common, arch = gan.common, gan.animegan
+    bb = common.backbone
+    backbone = load_backbone(bb.name, bb.layer, bb.weights or None, activation=bb.activation)
     bf16 = amp and cpu_bf16_native()
     model = make(common, arch, backbone, bf16, bf16, False, random_dan(float(dan_p["width"])))
-    bs, size = int(common["batch_size"]), int(common["image_size"])
+    bs, size = (2, 64) if smoke else (common.batch_size, common.image_size)
     g = torch.Generator().manual_seed(0)
     photos, anime = torch.rand(bs, 3, size, size, generator=g) * 2 - 1, torch.rand(bs, 3, size, size, generator=g) * 2 - 1
     batch = batch_for(model, photos, anime, True)
@@ -80,10 +83,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3, help="child processes per setting, alternating")
     ap.add_argument("--steps", type=int, default=3, help="timed steps per child")
+    ap.add_argument("--smoke", action="store_true", help="one round, one step, batch 2, 1 thread: the code works")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.smoke:
+        args.rounds, args.steps = 1, 1
     if args.child is not None:
-        print(json.dumps(child(args.child == "amp", args.steps)))
+        print(json.dumps(child(args.child == "amp", args.steps, args.smoke)))
         return
     keep = {k: v for k, v in os.environ.items()
             if k not in ("FACE2ANIME_CPU_MATH", "ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_CBWR")}
@@ -91,12 +97,15 @@ def main() -> None:
     for _ in range(args.rounds):
         for name, s in SETTINGS.items():
             env = {**keep, "FACE2ANIME_CPU_MATH": s["math"]}
-            out = subprocess.run([sys.executable, __file__, "--child", "amp" if s["amp"] else "fp32",
-                                  "--steps", str(args.steps)], env=env, capture_output=True, text=True, check=True)
+            cmd = [sys.executable, __file__, "--child", "amp" if s["amp"] else "fp32", "--steps", str(args.steps)]
+            out = subprocess.run(cmd + (["--smoke"] if args.smoke else []), env=env, capture_output=True, text=True)
+            if out.returncode:
+                sys.exit(f"child {name} failed:\n{out.stderr}")
             r = json.loads(out.stdout.strip().splitlines()[-1])
             b = best.setdefault(name, {"dan": float("inf"), "gan": float("inf"), "bf16": r["bf16"]})
             b["dan"], b["gan"] = min(b["dan"], r["dan"]), min(b["gan"], r["gan"])
-    print(f"fastest step of {args.rounds} alternating child processes x {args.steps} steps, 2 threads")
+    print(f"fastest step of {args.rounds} alternating child processes x {args.steps} steps, "
+          f"{1 if args.smoke else 2} threads{' (smoke: batch 2, GAN at 64 px)' if args.smoke else ''}")
     for name, b in best.items():
         print(f"  {name:22s} DAN step {b['dan'] * 1e3:6.0f} ms   GAN step {b['gan'] * 1e3:6.0f} ms"
               + ("" if name != "native + bf16 (GAN)" or b["bf16"] else "   (no native bf16 here: float32)"))

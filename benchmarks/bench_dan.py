@@ -5,7 +5,10 @@ image (counted by torch's FlopCounterMode over one forward pass: convolutions an
 heatmap's elementwise distances and the warp are not counted), the achieved GFLOP/s, the GFLOP/s of a
 large float32 matmul, and their ratio.
 
-    .venv/bin/python benchmarks/bench_dan.py [--width 1.0] [--batch 64] [--threads 2] [--repeats 3]
+    .venv/bin/python benchmarks/bench_dan.py [--width 1.0] [--batch 64] [--threads 2] [--repeats 3] [--smoke]
+
+`--smoke` (run by tests/test_benchmarks.py): width 0.25, batch 2, one repeat, a 256 matmul, 1 thread; its
+numbers mean nothing.
 """
 
 from __future__ import annotations
@@ -56,7 +59,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--matmul-n", type=int, default=2048)
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes, one repeat: the code works")
     args = ap.parse_args()
+    if args.smoke:
+        args.width, args.batch, args.repeats, args.matmul_n, args.threads = 0.25, 2, 1, 256, 1
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 

@@ -1,6 +1,6 @@
 """Extraction throughput against a plain cv2 decode of the same file, measured in one run.
 
-    .venv/bin/python benchmarks/bench_extract.py [video] [--repeats N] [--offload auto|on|off]
+    .venv/bin/python benchmarks/bench_extract.py [video] [--repeats N] [--offload auto|on|off] [--smoke]
 
 Uses the demo episode (data/demo/episode.mp4) when present, else a generated 30 s clip, and the
 `extract_frames` params (library defaults outside the project root). Runs alternate so that machine
@@ -8,12 +8,12 @@ load hits both alike; the best run of each is compared. Prints frames/s of both 
 (target >= 0.8), for the params as set and with `keep_scene_starts` flipped, plus the CPU-time ratio
 (process CPU seconds of raw decoding / of extraction): wall time can overlap work on several cores,
 CPU time cannot, so on a busy machine the CPU ratio is the steadier number.
+`--smoke` (run by tests/test_benchmarks.py): a generated 4 s clip, one repeat; its numbers mean nothing.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import resource
 import tempfile
@@ -23,8 +23,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from face2anime.data.frames import extract_frames
-from face2anime.params import ExtractFramesParams, load_settings
+from face2anime.anime.frames import extract_frames
+from face2anime.params import ExtractFramesParams
+from face2anime.settings import load_settings
 
 DEMO = Path("data/demo/episode.mp4")
 
@@ -87,14 +88,20 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--offload", choices=["auto", "on", "off"], default="auto",
                     help="thumbnails and hashes in the worker pool (auto: on with 4+ cores)")
+    ap.add_argument("--smoke", action="store_true", help="tiny run (generated 4 s clip, 1 repeat): the code works")
     args = ap.parse_args()
+    if args.smoke:
+        args.repeats = 1
     cfg = load_settings("extract_frames", Path(__file__).resolve().parents[1] / "params.yaml")
     with tempfile.TemporaryDirectory() as tmp:
-        video = args.video or (DEMO if DEMO.exists() else make_clip(Path(tmp) / "clip.mp4"))
+        if args.smoke:
+            video = args.video or make_clip(Path(tmp) / "clip.mp4", seconds=4.0)
+        else:
+            video = args.video or (DEMO if DEMO.exists() else make_clip(Path(tmp) / "clip.mp4"))
         print(f"video: {video}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; offload {args.offload}")
         offload = {"auto": None, "on": True, "off": False}[args.offload]
         measure(video, cfg, args.repeats, Path(tmp), offload)
-        flipped = dataclasses.replace(cfg, keep_scene_starts=not cfg.keep_scene_starts)
+        flipped = cfg.model_copy(update={"keep_scene_starts": not cfg.keep_scene_starts})
         measure(video, flipped, args.repeats, Path(tmp), offload)
 
 

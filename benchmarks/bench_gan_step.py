@@ -9,6 +9,7 @@ the repeats (other load on a shared machine only adds time). Also: the landmark 
 bf16 needs the CPU's full instruction set, so this script runs with FACE2ANIME_CPU_MATH=native (the
 pipeline's default pins AVX2 for portable bytes, which rules bf16 out; see docs/reproducibility.md).
 Run: `.venv/bin/python benchmarks/bench_gan_step.py [--width 64 --blocks 8]`.
+`--smoke` (run by tests/test_benchmarks.py): batch 2 at 64 px, one repeat, 1 thread; its numbers mean nothing.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from face2anime.device import cpu_bf16_native  # noqa: E402
 from face2anime.gan.backbone import load_backbone  # noqa: E402
 from face2anime.gan.objectives import Batch, GANModel, gray3  # noqa: E402
 from face2anime.gan.train import TrainConfig, build_model  # noqa: E402
-from face2anime.params import load_params  # noqa: E402
+from face2anime.params import AnimeGanParams, GanCommonParams, LandmarkLossParams  # noqa: E402
+from face2anime.settings import load_settings  # noqa: E402
 
 
 def random_dan(width: float) -> FrozenDAN:
@@ -37,9 +39,11 @@ def random_dan(width: float) -> FrozenDAN:
     return FrozenDAN(dan)
 
 
-def make(common: dict, arch: dict, backbone, amp: bool, channels_last: bool, landmark: bool, dan) -> GANModel:
-    cfg = TrainConfig("animegan", "landmark" if landmark else "base", {**common, "amp": amp, "channels_last": channels_last},
-                      arch, {"weight": 0.5, "wing_w": 5.0, "wing_eps": 2.0, "reduction": "mean"})
+def make(common: GanCommonParams, arch: AnimeGanParams, backbone, amp: bool, channels_last: bool, landmark: bool,
+         dan) -> GANModel:
+    cfg = TrainConfig("animegan", "landmark" if landmark else "base",
+                      common.model_copy(update={"amp": amp, "channels_last": channels_last}), arch,
+                      LandmarkLossParams(weight=0.5, wing_w=5.0, wing_eps=2.0, reduction="mean"))
     return build_model(cfg, backbone, dan if landmark else None, torch.device("cpu"))
 
 
@@ -65,16 +69,19 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=4)
     ap.add_argument("--width", type=int, default=None, help="generator width (default: params.yaml; paper: 64)")
     ap.add_argument("--blocks", type=int, default=None, help="generator blocks (default: params.yaml; paper: 8)")
+    ap.add_argument("--smoke", action="store_true", help="batch 2 at 64 px, one repeat, 1 thread: the code works")
     args = ap.parse_args()
-    torch.set_num_threads(2)
-    gan = load_params("gan")
-    common, arch = gan["common"], dict(gan["animegan"])
-    arch["generator"] = {**arch["generator"], **({"width": args.width} if args.width else {}),
-                         **({"blocks": args.blocks} if args.blocks else {})}
-    bs, size = int(common["batch_size"]), int(common["image_size"])
-    bb = common["backbone"]
-    backbone = load_backbone(bb["name"], bb["layer"], bb["weights"] or None, activation=bb["activation"])
-    dan = random_dan(float(load_params("dan")["width"]))
+    if args.smoke:
+        args.repeats = 1
+    torch.set_num_threads(1 if args.smoke else 2)
+    gan = load_settings("gan")
+    common, arch = gan.common, gan.animegan
+    sizes = {k: v for k, v in (("width", args.width), ("blocks", args.blocks)) if v}
+    arch = arch.model_copy(update={"generator": arch.generator.model_validate({**dict(arch.generator), **sizes})})
+    bs, size = (2, 64) if args.smoke else (common.batch_size, common.image_size)
+    bb = common.backbone
+    backbone = load_backbone(bb.name, bb.layer, bb.weights or None, activation=bb.activation)
+    dan = random_dan(load_settings("dan").width)
     g = torch.Generator().manual_seed(0)
     photos, anime = torch.rand(bs, 3, size, size, generator=g) * 2 - 1, torch.rand(bs, 3, size, size, generator=g) * 2 - 1
 
@@ -92,8 +99,8 @@ def main() -> None:
     for _ in range(args.repeats):                    # interleaved: load changes hit every setup alike
         for name, run in runs.items():
             best[name] = min(best[name], timed_step(*run))
-    print(f"AnimeGAN adversarial step, G {arch['generator']}, batch {bs}, {size}px, backbone {bb['name']}:{bb['layer']} "
-          f"({bb['activation']}), 2 threads, native bf16: {cpu_bf16_native()}, fastest of {args.repeats} interleaved repeats")
+    print(f"AnimeGAN adversarial step, G {dict(arch.generator)}, batch {bs}, {size}px, backbone {bb.name}:{bb.layer} "
+          f"({bb.activation}), {torch.get_num_threads()} threads, native bf16: {cpu_bf16_native()}, fastest of {args.repeats} interleaved repeats")
     for name, t in best.items():
         print(f"  {name:24s} {t * 1e3:7.0f} ms/step")
     print(f"speed-up before/after: {best['before'] / best['after']:.2f}x (target >= 1.8)")

@@ -11,6 +11,7 @@ Timings are the fastest of interleaved repeats (other load on a shared machine o
 
 Uses `models/dan` when it exists, else a randomly initialised DAN of the `dan.width` in params.yaml
 (the cost does not depend on the weights). Run: `.venv/bin/python benchmarks/bench_landmark_loss.py`.
+`--smoke` (run by tests/test_benchmarks.py): batch 2, one repeat, 1 thread; its numbers mean nothing.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from face2anime.dan.model import DAN, DANConfig
 from face2anime.gan import losses as L
 from face2anime.gan.backbone import load_backbone
 from face2anime.gan.models import build_discriminator, build_generator
-from face2anime.params import load_params
+from face2anime.settings import load_params, load_settings
 
 
 def numpy_wing(pred: np.ndarray, target: np.ndarray, w: float = 5.0, eps: float = 2.0) -> float:
@@ -58,22 +59,25 @@ def main() -> None:
     ap.add_argument("--model", default="cartoongan", choices=["cartoongan", "animegan"])
     ap.add_argument("--width", type=int, default=None, help="generator width (default: params.yaml; paper: 64)")
     ap.add_argument("--blocks", type=int, default=None, help="generator blocks (default: params.yaml; paper: 8)")
+    ap.add_argument("--smoke", action="store_true", help="batch 2, one repeat, 1 thread: the code works")
     args = ap.parse_args()
-    torch.set_num_threads(2)
-    gan = load_params("gan")
-    c, arch, lm = gan["common"], dict(gan[args.model]), gan["landmark"]
-    arch["generator"] = {**arch["generator"], **({"width": args.width} if args.width else {}),
-                         **({"blocks": args.blocks} if args.blocks else {})}
-    bs, size = int(c["batch_size"]), int(c["image_size"])
+    if args.smoke:
+        args.repeats = 1
+    torch.set_num_threads(1 if args.smoke else 2)
+    gan = load_settings("gan")
+    c, arch, lm = gan.common, getattr(gan, args.model), gan.landmark
+    sizes = {k: v for k, v in (("width", args.width), ("blocks", args.blocks)) if v}
+    arch = arch.model_copy(update={"generator": arch.generator.model_validate({**dict(arch.generator), **sizes})})
+    bs, size = 2 if args.smoke else c.batch_size, c.image_size
     torch.manual_seed(0)
-    G = build_generator({"model": args.model, **arch["generator"]})
-    D = build_discriminator({"model": args.model, **arch["discriminator"]})
+    G = build_generator(arch.generator)
+    D = build_discriminator(arch.discriminator)
     for p in D.parameters():
         p.requires_grad_(False)
-    backbone = load_backbone(c["backbone"]["name"], c["backbone"]["layer"], c["backbone"]["weights"] or None,
-                             activation=c["backbone"]["activation"])
+    bb = c.backbone
+    backbone = load_backbone(bb.name, bb.layer, bb.weights or None, activation=bb.activation)
     dan, dan_name = load_dan()
-    land = L.LandmarkLoss(dan, float(lm["wing_w"]), float(lm["wing_eps"]), str(lm["reduction"]))
+    land = L.LandmarkLoss(dan, lm.wing_w, lm.wing_eps, lm.reduction)
     opt = torch.optim.Adam(G.parameters(), lr=1e-5)
     x = torch.rand(bs, 3, size, size) * 2 - 1
     target = torch.rand(bs, 40, 2) * 60 + 26
@@ -85,7 +89,7 @@ def main() -> None:
         fake = G(x)
         loss = L.bce_g_loss(D(fake)) + 1.5 * L.content_loss(backbone(fake), feat_x)
         if with_landmark:
-            loss = loss + float(lm["weight"]) * land(fake, target)
+            loss = loss + lm.weight * land(fake, target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -129,8 +133,8 @@ def main() -> None:
         """The fastest repeat: other load on a shared machine only ever adds time (as `timeit` reasons)."""
         return min(r[k] for r in runs)
 
-    print(f"setup: {args.model} G {arch['generator']}, batch {bs}, {size}px, backbone {c['backbone']['name']}:"
-          f"{c['backbone']['layer']}, DAN: {dan_name}, torch threads 2, {args.repeats} interleaved repeats, fastest of each; "
+    print(f"setup: {args.model} G {dict(arch.generator)}, batch {bs}, {size}px, backbone {bb.name}:"
+          f"{bb.layer}, DAN: {dan_name}, torch threads {torch.get_num_threads()}, {args.repeats} interleaved repeats, fastest of each; "
           f"wall time and process CPU time (the latter is less disturbed by other load on the machine)")
     for k, clock in enumerate(("wall", "cpu")):
         print(f"[{clock}] generator step: without landmark loss {best(without, k) * 1e3:.0f} ms, "

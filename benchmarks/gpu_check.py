@@ -16,10 +16,12 @@
 Timings are medians of `--steps` after `--warmup` (CUDA synchronised). Without CUDA (and without
 `--device cpu`) it prints one line and exits 0. `--device cpu --steps 1 --size 64` is a smoke run that
 builds every model and runs every part once, small (batch 2), so the code is known to work before a GPU
-is at hand; its numbers mean nothing.
+is at hand; its numbers mean nothing. `--smoke` (run by tests/test_benchmarks.py, on any machine) is that CPU
+run at tiny sizes (G width 8 x 1 block, D width 8, DAN width 0.25, 1 thread): every part, in seconds.
 
     .venv/bin/python benchmarks/gpu_check.py                      # on a machine with a GPU
     .venv/bin/python benchmarks/gpu_check.py --device cpu --steps 1 --size 64
+    .venv/bin/python benchmarks/gpu_check.py --smoke
 """
 
 from __future__ import annotations
@@ -92,21 +94,25 @@ def random_dan(width: float, device: torch.device):
 class Setup:
     """One model at one size: GANModel + a fixed batch (constant features computed once, as the loop does)."""
 
-    def __init__(self, model_name: str, size: int, args, common: dict, backbone, dan, device: torch.device,
+    def __init__(self, model_name: str, size: int, args, common, backbone, dan, device: torch.device,
                  landmark: bool):
         from face2anime.gan.objectives import Batch, gray3
         from face2anime.gan.train import TrainConfig, build_model
+        from face2anime.params import AnimeGanParams, CartoonGanParams, LandmarkLossParams
 
         gen = {"width": args.width, "blocks": args.blocks}
-        arch = ({"generator": {**gen, "upsample": "resize"}, "discriminator": {"width": args.d_width},
-                 "weights": {"adv": 1.0, "con": 1.0}} if model_name == "cartoongan" else
-                {"generator": {**gen, "expansion": 2},
-                 "discriminator": {"width": args.d_width, "stages": 3, "spectral_norm": True},
-                 "weights": {"adv": 10.0, "con": 1.5, "gram": 20.0, "color": 10.0},
-                 "d_weights": {"real": 1.0, "fake": 1.0, "gray": 1.0, "smooth": 0.2}})
-        common = {**common, "image_size": size, "amp": True, "channels_last": True, "device": str(device)}
+        arch = (CartoonGanParams.model_validate(
+                    {"generator": {**gen, "upsample": "resize"}, "discriminator": {"width": args.d_width},
+                     "weights": {"adv": 1.0, "con": 1.0}}) if model_name == "cartoongan" else
+                AnimeGanParams.model_validate(
+                    {"generator": {**gen, "expansion": 2},
+                     "discriminator": {"width": args.d_width, "stages": 3, "spectral_norm": True},
+                     "weights": {"adv": 10.0, "con": 1.5, "gram": 20.0, "color": 10.0},
+                     "d_weights": {"real": 1.0, "fake": 1.0, "gray": 1.0, "smooth": 0.2}}))
+        common = common.model_copy(update={"image_size": size, "amp": True, "channels_last": True,
+                                           "device": str(device)})
         cfg = TrainConfig(model_name, "landmark" if landmark else "base", common, arch,
-                          {"weight": 0.5, "wing_w": 5.0, "wing_eps": 2.0, "reduction": "mean"})
+                          LandmarkLossParams(weight=0.5, wing_w=5.0, wing_eps=2.0, reduction="mean"))
         self.model = build_model(cfg, backbone, dan if landmark else None, device)
         g = torch.Generator().manual_seed(0)
         bs = args.batch
@@ -199,9 +205,10 @@ def hysts_check(args, device) -> None:
     import numpy as np
     from safetensors.torch import save_file
 
-    from face2anime.detect.filters import FaceFilter, new_counter
-    from face2anime.detect.hysts import HystsBackend
-    from face2anime.params import load_params, validate, DetectAnimeParams
+    from face2anime.anime.detect.filters import FaceFilter, new_counter
+    from face2anime.anime.detect.hysts import HystsBackend
+    from face2anime.params import DetectAnimeParams
+    from face2anime.settings import load_params, validate
 
     with tempfile.TemporaryDirectory() as tmp:
         paths = {}
@@ -240,7 +247,11 @@ def main() -> None:
     ap.add_argument("--matmul-n", type=int, default=None, help="matmul side (default 8192; CPU 512)")
     ap.add_argument("--faces", type=int, default=4, help="face boxes per hysts landmark call")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    ap.add_argument("--smoke", action="store_true", help="CPU smoke run, tiny sizes (no GPU needed)")
     args = ap.parse_args()
+    if args.smoke:
+        args.device, args.steps, args.size, args.threads = "cpu", 1, [64], 1
+        args.width, args.blocks, args.d_width, args.dan_width, args.dan_batch = 8, 1, 8, 0.25, 2
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("gpu_check: no CUDA device on this machine; nothing measured (use --device cpu for a smoke run)")
@@ -258,16 +269,16 @@ def main() -> None:
         torch.cuda.set_device(device)
 
     from face2anime.gan.backbone import load_backbone
-    from face2anime.params import load_params
+    from face2anime.settings import load_settings
 
-    common = load_params("gan")["common"]
+    common = load_settings("gan").common
     name = torch.cuda.get_device_name(device) if not cpu else "CPU (smoke run: the numbers mean nothing)"
     print(f"gpu_check on {name}; torch {torch.__version__}, CUDA {torch.version.cuda}")
     peak = matmul_peak(device, args.matmul_n, args.steps, args.warmup)
     print(f"matmul peak: {args.matmul_n}^2 {'bf16' if not cpu else 'float32'}: {peak:.1f} TFLOP/s")
-    bb = common["backbone"]
-    backbone = load_backbone(str(bb["name"]), str(bb["layer"]), bb["weights"] or None, bool(bb["allow_download"]),
-                             device, activation=str(bb["activation"]))
+    bb = common.backbone
+    backbone = load_backbone(bb.name, bb.layer, bb.weights or None, bb.allow_download, device,
+                             activation=bb.activation)
     dan = random_dan(args.dan_width, device)
     gan_steps(args, common, backbone, dan, device)
     ddp_check(args, common, backbone, device)

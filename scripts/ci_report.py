@@ -22,7 +22,7 @@ from pathlib import Path
 
 import face2anime
 from face2anime.errors import UserError
-from face2anime.ci_compare import compare_tree, format_markdown, load_gates
+from ci_compare import compare_tree, format_markdown, load_gates
 
 # Pictures worth a look in a CI report, if the pipeline made them (relative to the project root).
 PICTURES = ("reports/gan/comparison.png", "reports/dan/worst.png", "reports/anime_sheet.png",

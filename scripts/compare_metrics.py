@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from face2anime.errors import UserError
-from face2anime.ci_compare import compare_tree, format_table, load_gates
+from ci_compare import compare_tree, format_table, load_gates
 
 
 def main(argv: list[str] | None = None) -> int:

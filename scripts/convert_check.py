@@ -21,9 +21,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from face2anime.data.photos import demo_photos, load_photo
 from face2anime.convert.video import decoded_facts
 from face2anime.io import write_image
+from face2anime.photos.files import demo_photos, load_photo
 
 ROOT = Path(__file__).resolve().parents[1]
 SHEET = ROOT / "reports" / "convert" / "before_after.png"

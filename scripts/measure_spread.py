@@ -35,7 +35,7 @@ from pathlib import Path
 import yaml
 
 from face2anime.errors import UserError
-from face2anime.ci_compare import Comparison, compare_tree, committed_json, flatten, load_gates
+from ci_compare import Comparison, compare_tree, committed_json, flatten, load_gates
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "reproducibility.md"

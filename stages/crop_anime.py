@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from face2anime.cli import run_stage
-from face2anime.data.crops import CROP_SIZE, FrameStore, crop_face, outside_fraction
+from face2anime.anime.crops import CROP_SIZE, FrameStore, crop_face, outside_fraction
 from face2anime.errors import UserError
 from face2anime.io import atomic_group, read_table, write_arrays, write_image, write_json, write_table
 from face2anime.landmarks.framing import framing_square
 from face2anime.landmarks.schema import FACE40, FACE40_REGIONS, points_from_table
-from face2anime.params import load_settings
+from face2anime.settings import load_settings
+from face2anime.stage import run_stage
 from face2anime.viz.sheets import PALETTE, contact_sheet, draw_points, rgb_to_bgr
 
 TABLE_IN = Path("data/anime/landmarks40.parquet")

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from face2anime.cli import run_stage
-from face2anime.detect.filters import FaceFilter
-from face2anime.detect.run import detect_frames, read_frame_index
+from face2anime.anime.detect.filters import FaceFilter
+from face2anime.anime.detect.run import detect_frames, read_frame_index
 from face2anime.io import write_json, write_table
-from face2anime.params import load_settings, seed_everything
+from face2anime.runtime import seed_everything
+from face2anime.settings import load_settings
+from face2anime.stage import run_stage
 
 FRAMES_DIR = Path("data/frames")
 FACES_OUT = Path("data/anime/faces.parquet")
@@ -25,12 +26,12 @@ def main() -> str:
     flt = FaceFilter.from_params(params)
     index = read_frame_index(FRAMES_DIR)
     if backend_name == "labels":
-        from face2anime.detect.labels import LabelsBackend, read_labels
+        from face2anime.anime.detect.labels import LabelsBackend, read_labels
 
         backend = LabelsBackend(read_labels(params.labels_file), index)
         with_contour = backend.has_contour
     else:
-        from face2anime.detect.hysts import HystsBackend
+        from face2anime.anime.detect.hysts import HystsBackend
 
         backend = HystsBackend.from_config(params)
         seed_everything(0)   # inference draws no random numbers; this selects deterministic kernels

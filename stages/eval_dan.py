@@ -6,13 +6,14 @@ Writes `metrics/dan.json` (per stage: RMSE, outliers, NME, CED AUC, failure rate
 
 from pathlib import Path
 
-from face2anime.cli import run_stage
 from face2anime.dan.data import load_anime_data
 from face2anime.dan.evaluate import evaluate, worst_sheet
-from face2anime.dan.export import load_model
+from face2anime.dan.model_dir import load_dan
 from face2anime.device import resolve_device
 from face2anime.io import write_image, write_json, write_table
-from face2anime.params import load_settings, set_threads
+from face2anime.runtime import set_threads
+from face2anime.settings import load_settings
+from face2anime.stage import run_stage
 from face2anime.viz.sheets import rgb_to_bgr
 
 CROPS = Path("data/anime/crops.npz")
@@ -28,7 +29,7 @@ def main() -> str:
     device = resolve_device(settings.device, "eval_dan.device")
     data = load_anime_data(CROPS, SPLIT, require=("test",))
     test = data.splits["test"]
-    model, config = load_model(MODEL_DIR, device)
+    model, config = load_dan(MODEL_DIR, device)
     ev = evaluate(model, test, device, settings)
 
     final = ev.metrics["final"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from face2anime.cli import run_stage
+from face2anime.stage import run_stage
 from face2anime.dan.inference import FrozenDAN
 from face2anime.gan.backbone import load_backbone
 from face2anime.gan.models import load_generator
@@ -20,7 +20,8 @@ from face2anime.metrics.features import embed, load_inception
 from face2anime.device import resolve_device
 from face2anime.metrics.gan_eval import (GanEvalSettings, dan_points, evaluate_variant, generate, load_photos,
                                          read_reference, read_training_summary)
-from face2anime.params import load_settings, seed_everything, set_threads
+from face2anime.runtime import seed_everything, set_threads
+from face2anime.settings import load_settings
 
 PHOTOS_NPZ = Path("data/photos/crops.npz")
 PHOTOS_CSV = Path("data/photos/photos.csv")

@@ -11,14 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
-from face2anime.cli import run_stage
 from face2anime.dan.inference import FrozenDAN
+from face2anime.device import resolve_device
 from face2anime.gan.backbone import load_backbone
 from face2anime.io import write_arrays
 from face2anime.metrics.features import load_inception
-from face2anime.device import resolve_device
 from face2anime.metrics.gan_eval import dan_points, load_anime, load_photos, reference_features
-from face2anime.params import load_settings, seed_everything, set_threads
+from face2anime.runtime import seed_everything, set_threads
+from face2anime.settings import load_settings
+from face2anime.stage import run_stage
 
 PHOTOS_NPZ = Path("data/photos/crops.npz")
 PHOTOS_CSV = Path("data/photos/photos.csv")

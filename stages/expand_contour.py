@@ -2,17 +2,17 @@
 
 Reads `data/anime/faces.parquet`, `data/frames/` and `data/corrections/contour.csv`; writes
 `data/anime/landmarks40.parquet`, `metrics/contour.json` and `reports/contour_worst.png` (docs/pipeline.md).
-The work is `face2anime.data.landmarks40.build_landmarks40`.
+The work is `face2anime.anime.landmarks40.build_landmarks40`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from face2anime.cli import run_stage
+from face2anime.anime.landmarks40 import build_landmarks40
 from face2anime.io import write_image, write_json, write_table
-from face2anime.data.landmarks40 import build_landmarks40
-from face2anime.params import load_settings
+from face2anime.settings import load_settings
+from face2anime.stage import run_stage
 from face2anime.viz.sheets import rgb_to_bgr
 
 FACES_IN = Path("data/anime/faces.parquet")

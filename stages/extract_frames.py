@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from face2anime.cli import run_stage
-from face2anime.data.frame_sheet import scene_sheet
-from face2anime.data.frames import extract_frames
-from face2anime.data.videos import list_videos
+from face2anime.anime.frame_sheet import scene_sheet
+from face2anime.anime.frames import extract_frames
+from face2anime.anime.videos import list_videos
 from face2anime.errors import UserError
 from face2anime.io import atomic_path, write_image, write_json, write_table
-from face2anime.params import ExtractFramesParams, load_settings
+from face2anime.params import ExtractFramesParams
+from face2anime.settings import load_settings
+from face2anime.stage import run_stage
 
 FRAMES_OUT = Path("data/frames")
 METRICS_OUT = Path("metrics/frames.json")

@@ -10,12 +10,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from face2anime.cli import run_stage
 from face2anime.demo.episode import Shot, render_episode
 from face2anime.demo.preview import annotate, contact_sheet
 from face2anime.errors import UserError
 from face2anime.io import atomic_path, write_image, write_table
-from face2anime.params import load_settings
+from face2anime.settings import load_settings
+from face2anime.stage import run_stage
 
 OUT = Path("data/demo")
 VIDEO = OUT / "episode.mp4"

@@ -3,18 +3,18 @@
 Cheap (no photo decoded, no dlib): reads `data/photo_views/` and the anime crops (the lid shift when
 `lower_lid_shift: auto`; the comparison in the metrics and picture always), writes `data/photos/crops.npz`
 + `photos.csv` (published together), `metrics/photos.json` and `reports/mean_shapes.png` (see
-docs/pipeline.md). The work is `face2anime.data.photo_set.build_photo_set`.
+docs/pipeline.md). The work is `face2anime.photos.landmark_set.build_photo_set`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from face2anime.cli import run_stage
-from face2anime.data.photo_set import build_photo_set
-from face2anime.data.photo_views import read_photo_views
 from face2anime.io import atomic_path, write_arrays, write_image, write_json, write_table
-from face2anime.params import load_settings
+from face2anime.photos.detect import read_photo_views
+from face2anime.photos.landmark_set import build_photo_set
+from face2anime.settings import load_settings
+from face2anime.stage import run_stage
 
 VIEWS_DIR = Path("data/photo_views")
 OUT_DIR = Path("data/photos")

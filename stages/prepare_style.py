@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from face2anime.cli import run_stage
+from face2anime.anime.style import EdgeSmoothing, build_style_set, edge_mask
 from face2anime.errors import UserError
-from face2anime.gan.style import EdgeSmoothing, build_style_set, edge_mask
 from face2anime.io import read_arrays, write_arrays, write_image
-from face2anime.params import load_settings
+from face2anime.settings import load_settings
+from face2anime.stage import run_stage
 from face2anime.viz.sheets import contact_sheet, rgb_to_bgr
 
 CROPS = Path("data/anime/crops.npz")

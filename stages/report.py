@@ -13,14 +13,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from face2anime.cli import run_stage
 from face2anime.dan.inference import FrozenDAN
+from face2anime.device import resolve_device
 from face2anime.errors import UserError
 from face2anime.gan.models import load_generator
 from face2anime.io import write_image, write_table, write_text
-from face2anime.device import resolve_device
 from face2anime.metrics.gan_eval import dan_points, generate, load_photos
-from face2anime.params import load_settings, seed_everything, set_threads
+from face2anime.runtime import seed_everything, set_threads
+from face2anime.settings import load_settings
+from face2anime.stage import run_stage
 from face2anime.viz.report import comparison_grid, summary_markdown, summary_row, variant_grid
 from face2anime.viz.sheets import rgb_to_bgr
 

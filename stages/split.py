@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from face2anime.cli import run_stage
-from face2anime.data.crops import check_crops_pair
-from face2anime.data.split import SPLITS, assign_splits, face_groups, split_summary
+from face2anime.anime.crops import check_crops_pair
+from face2anime.anime.split import SPLITS, assign_splits, face_groups, split_summary
 from face2anime.errors import UserError
 from face2anime.io import write_json, write_table
-from face2anime.params import load_settings
+from face2anime.settings import load_settings
+from face2anime.stage import run_stage
 
 CROPS_CSV = Path("data/anime/crops.csv")
 SPLIT_OUT = Path("data/anime/split.csv")

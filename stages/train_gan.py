@@ -23,15 +23,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from face2anime.cli import run_stage
 from face2anime.device import resolve_device
 from face2anime.errors import UserError
 from face2anime.gan import distributed
 from face2anime.gan.backbone import load_backbone
 from face2anime.gan.data import load_photos, load_style
 from face2anime.gan.models import MODELS
-from face2anime.gan.train import LOSSES, Outputs, TrainConfig, file_digest, train_gan
-from face2anime.params import load_settings
+from face2anime.gan.train import LOSSES, Outputs, TrainConfig, train_gan
+from face2anime.settings import load_settings
+from face2anime.stage import run_stage
+from face2anime.training import file_digest
 
 PHOTOS_NPZ = Path("data/photos/crops.npz")
 PHOTOS_CSV = Path("data/photos/photos.csv")
@@ -63,11 +64,11 @@ def main(model: str, loss: str | None) -> str:
     gan = load_settings("gan")
     framing = photo_framing()   # read (and checked) before any work; recorded in config.json
     init = loss is None
-    cfg = TrainConfig(model=model, loss="base" if init else loss, common=gan.common.model_dump(),
-                      arch=getattr(gan, model).model_dump(), landmark=gan.landmark.model_dump())
+    cfg = TrainConfig(model=model, loss="base" if init else loss, common=gan.common, arch=getattr(gan, model),
+                      landmark=gan.landmark)
     cfg.validate()
     c = cfg.common
-    dist = distributed.from_env(resolve_device(c["device"], "gan.common.device"), c["dist_timeout_s"])
+    dist = distributed.from_env(resolve_device(c.device, "gan.common.device"), c.dist_timeout_s)
     try:
         return _train(cfg, model, loss, dist, framing)
     finally:
@@ -77,18 +78,17 @@ def main(model: str, loss: str | None) -> str:
 def _train(cfg: TrainConfig, model: str, loss: str | None, dist: distributed.Dist, framing: dict) -> str:
     init = loss is None
     c = cfg.common
-    size = int(c["image_size"])
-    photos = load_photos(PHOTOS_NPZ, PHOTOS_CSV, str(c["photo_split"]), size, int(c["max_photos"]) or None)
-    style = load_style(STYLE, size)
-    bb = c["backbone"]
+    photos = load_photos(PHOTOS_NPZ, PHOTOS_CSV, c.photo_split, c.image_size, c.max_photos or None)
+    style = load_style(STYLE, c.image_size)
+    bb = c.backbone
     device = dist.device
-    backbone = load_backbone(str(bb["name"]), str(bb["layer"]), bb["weights"] or None,
-                             bool(bb["allow_download"]), device, activation=str(bb["activation"]))
+    backbone = load_backbone(bb.name, bb.layer, bb.weights or None, bb.allow_download, device,
+                             activation=bb.activation)
     inputs = [PHOTOS_NPZ, PHOTOS_CSV, STYLE]
     dan = None
-    if not init and c["dan_dir"]:
+    if not init and c.dan_dir:
         from face2anime.dan.inference import FrozenDAN
-        dan_dir = Path(str(c["dan_dir"]))
+        dan_dir = Path(c.dan_dir)
         dan = FrozenDAN.load(dan_dir, device=device)
         inputs.append(dan_dir)
     init_dir = None if init else INIT_ROOT / model

@@ -390,7 +390,7 @@ def test_detect_photos_no_face(project):
 @pytest.mark.slow
 def test_detect_photos_bomb_next_to_good_photos_is_a_listed_skip(project):
     """The demo portraits plus a bomb: the bomb is skipped, counted and listed with its size; the rest runs."""
-    from face2anime.data.photos import demo_photos
+    from face2anime.photos.files import demo_photos
 
     photo_folder(project, {p.path.name: p.path.read_bytes() for p in demo_photos()} | {"bomb.png": None})
     project.expect_ok("detect_photos")
@@ -403,7 +403,7 @@ def test_detect_photos_bomb_next_to_good_photos_is_a_listed_skip(project):
 
 
 def test_load_photo_refuses_a_bomb_before_decoding(tmp_path):
-    from face2anime.data.photos import PhotoSkip, load_photo
+    from face2anime.photos.files import PhotoSkip, load_photo
 
     path = bomb_png(tmp_path / "bomb.png")
     assert path.stat().st_size < 1_000_000
@@ -419,12 +419,14 @@ def test_load_photo_refuses_a_bomb_before_decoding(tmp_path):
         load_photo(small, 64 * 48 - 1)
 
 
-def test_convert_settings_carry_max_pixels():
+def test_convert_settings_carry_max_pixels(tiny_project):
     from face2anime.convert.settings import load_settings
 
-    assert load_settings(ROOT / "params.yaml").max_pixels == 40_000_000
+    path = tiny_project.set("convert", max_pixels=1234).root / "params.yaml"
+    assert load_settings(path).max_pixels == 1234                       # the given file's value
+    assert load_settings(path, {"max_pixels": 0}).max_pixels == 0        # an option wins (0 = no limit)
     with pytest.raises(UserError, match="max_pixels"):
-        load_settings(ROOT / "params.yaml", {"max_pixels": -1})
+        load_settings(path, {"max_pixels": -1})
 
 
 # ------------------------------------------------------------------------------------------------ DAN, GAN

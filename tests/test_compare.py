@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from face2anime.errors import UserError
-from face2anime.ci_compare import (Tolerance, compare_tree, flatten, format_table, load_gates,
+from ci_compare import (Tolerance, compare_tree, flatten, format_table, load_gates,
                                         parse_gates, values_match)
 
 ROOT = Path(__file__).resolve().parents[1]

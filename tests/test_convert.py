@@ -4,7 +4,6 @@ built with random weights into tmp_path."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -24,19 +23,20 @@ from face2anime.convert.inputs import collect
 from face2anime.convert.model import read_model
 from face2anime.convert.paste import face_mask, paste_faces
 from face2anime.convert.run import convert_paths
-from face2anime.convert.video import decoded_facts
 from face2anime.convert.settings import find_params_file, load_settings
+from face2anime.convert.video import decoded_facts
 from face2anime.convert.video import has_audio
-from face2anime.data.photos import demo_photos, load_photo
 from face2anime.errors import UserError
-from face2anime.gan.models import build_generator, save_generator
+from face2anime.gan.models import build_generator, generator_record, save_generator
 from face2anime.landmarks.dlib68 import DlibLandmarker
 from face2anime.landmarks.framing import crop_image
-from face2anime.params import load_params
+from face2anime.params import AnimeGeneratorParams, CartoonGeneratorParams
+from face2anime.photos.files import demo_photos, load_photo
+from face2anime.settings import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = ROOT / "params.yaml"
-SMALL_G = {"model": "animegan", "width": 4, "blocks": 1, "expansion": 2}
+SMALL_G = ("animegan", AnimeGeneratorParams(width=4, blocks=1, expansion=2))   # (model, generator settings)
 
 
 def _record() -> dict:
@@ -47,11 +47,11 @@ def _record() -> dict:
             "photo_landmarks": {k: p[k] for k in ("mapping", "detector", "upsample", "det_threshold", "max_side")}}
 
 
-def _save_model(path: Path, arch: dict = SMALL_G, record: dict | None = None, seed: int = 0) -> Path:
+def _save_model(path: Path, arch: tuple = SMALL_G, record: dict | None = None, seed: int = 0, **config_kw) -> Path:
     torch.manual_seed(seed)
-    g = build_generator(arch)
-    config = {"generator": arch, "variant": "test-random", "image_size": 112, "input_range": [-1, 1],
-              "channels": "RGB", **(_record() if record is None else record)}
+    g = build_generator(arch[1])
+    config = {"generator": generator_record(*arch), "variant": "test-random", "image_size": 112, "input_range": [-1, 1],
+              "channels": "RGB", **(_record() if record is None else record), **config_kw}
     save_generator(path, g, config)
     return path
 
@@ -290,6 +290,19 @@ def test_model_without_framing_record_is_refused(tmp_path, capsys, demo):
     assert code == 1 and out == "" and len(err.strip().splitlines()) == 1 and "re-run `dvc repro`" in err
 
 
+def test_model_config_with_bad_values_is_one_line(tmp_path):
+    """config.json is read back under the rules its settings were trained by: a bad value is one line naming it."""
+    bad_size = _save_model(tmp_path / "size", image_size=0)
+    with pytest.raises(UserError, match=r"config.json: image_size = 0: must be an integer >= 16$"):
+        read_model(bad_size)
+    bad_width = _save_model(tmp_path / "width")
+    cfg = json.loads((bad_width / "config.json").read_text())
+    (bad_width / "config.json").write_text(json.dumps({**cfg, "generator": {**cfg["generator"], "width": 0}}))
+    with pytest.raises(UserError, match=r"config.json: generator.width = 0: must be an integer >= 1$"):
+        read_model(bad_width)
+    assert read_model(_save_model(tmp_path / "good")).generator == SMALL_G[1]
+
+
 @pytest.mark.slow
 def test_console_command_runs_without_traceback(tmp_path, model_dir):
     (tmp_path / "broken.jpg").write_bytes(b"junk")
@@ -334,10 +347,8 @@ def test_inputs_expand_and_get_unique_outputs(tmp_path):
 
 
 # ---------------------------------------------------------------- the train_gan contract
-def test_train_gan_records_what_convert_needs(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("train_gan_stage", ROOT / "stages" / "train_gan.py")
-    stage = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(stage)
+def test_train_gan_records_what_convert_needs(tmp_path, load_stage, monkeypatch):
+    stage = load_stage("train_gan")
     monkeypatch.chdir(ROOT)
     record = stage.photo_framing()
     model = read_model(_save_model(tmp_path / "m", record=record))
@@ -349,7 +360,7 @@ def test_train_gan_records_what_convert_needs(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------- export
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
-@pytest.mark.parametrize("arch", [SMALL_G, {"model": "cartoongan", "width": 4, "blocks": 1, "upsample": "resize"}],
+@pytest.mark.parametrize("arch", [SMALL_G, ("cartoongan", CartoonGeneratorParams(width=4, blocks=1, upsample="resize"))],
                          ids=["animegan", "cartoongan"])
 def test_onnx_and_torchscript_match_pytorch(tmp_path, arch):
     import onnxruntime as ort

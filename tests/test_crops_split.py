@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import runpy
-import shutil
 from pathlib import Path
 
 import cv2
@@ -13,15 +11,13 @@ import pandas as pd
 import pytest
 from _contour_synth import faces_table, make_face, render
 
-from face2anime.data.crops import CROP_SIZE, crop_face, outside_fraction
-from face2anime.data.split import SPLITS, assign_splits, face_groups, split_summary
+from face2anime.anime.crops import CROP_SIZE, crop_face, outside_fraction
+from face2anime.anime.split import SPLITS, assign_splits, face_groups, split_summary
 from face2anime.errors import UserError
 from face2anime.io import read_arrays
 from face2anime.landmarks.framing import Framing, framing_square
 from face2anime.landmarks.schema import FACE40, flip_points
 from face2anime.viz.sheets import contact_sheet, draw_points
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _points40(rng, cx=300.0, cy=170.0, s=60.0):
@@ -139,18 +135,14 @@ def test_contact_sheet_and_draw_points():
     assert imgs[0].max() == 0  # the input is not drawn on
 
 
-def _run(stage: str):
-    return runpy.run_path(str(ROOT / "stages" / f"{stage}.py"), run_name="stage_under_test")["main"]()
-
-
 @pytest.mark.slow
-def test_three_stages_end_to_end(tmp_path, monkeypatch):
+def test_three_stages_end_to_end(tiny_project, load_stage, monkeypatch):
     """expand_contour -> crop_anime -> split on a small synthetic episode: the contract's files and columns."""
+    tmp_path = tiny_project.root
     rng = np.random.default_rng(7)
     (tmp_path / "data/frames/images").mkdir(parents=True)
     (tmp_path / "data/anime").mkdir(parents=True)
     (tmp_path / "data/corrections").mkdir(parents=True)
-    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
     rows, index = [], []
     for fr in range(16):
         fid = f"synth_{fr:06d}"
@@ -170,7 +162,7 @@ def test_three_stages_end_to_end(tmp_path, monkeypatch):
         f"synth_000003_f0,6,{rows[6][4].truth17[6, 0]},{rows[6][4].truth17[6, 1]}\nnobody_f0,2,1,1\n")
     monkeypatch.chdir(tmp_path)
 
-    summary = _run("expand_contour")
+    summary = load_stage("expand_contour").main()
     assert "32 faces" in summary and "1 correction face(s) unknown" in summary
     m = json.loads(Path("metrics/contour.json").read_text())
     assert m["corrections_applied"] == 1 and m["unknown_faces"] == ["nobody_f0"]
@@ -179,7 +171,7 @@ def test_three_stages_end_to_end(tmp_path, monkeypatch):
     assert lm["contour_source"].iat[6][6] == "C"
     assert Path("reports/contour_worst.png").stat().st_size > 0
 
-    assert "31 faces cropped" in _run("crop_anime")
+    assert "31 faces cropped" in load_stage("crop_anime").main()
     arr = read_arrays("data/anime/crops.npz")
     csv = pd.read_csv("data/anime/crops.csv", keep_default_na=False)
     assert list(csv.columns) == ["face_id", "frame_id", "video", "frame", "shot", "character"]
@@ -192,10 +184,10 @@ def test_three_stages_end_to_end(tmp_path, monkeypatch):
         lm[[f"q{i:02d}_{a}" for i in range(40) for a in "xy"]].to_numpy().reshape(-1, 40, 2)[0], Framing(margin=1.25, y_shift=-0.05)))
     assert json.loads(Path("metrics/crops.json").read_text())["skipped_faces"] == ["synth_000015_f1"]
 
-    _run("split")
+    load_stage("split").main()
     sp = pd.read_csv("data/anime/split.csv").merge(csv, on="face_id")
     assert len(sp) == 31 and set(sp["split"]) == set(SPLITS)
     assert (sp.groupby("shot")["split"].nunique() == 1).all()
     first = Path("data/anime/split.csv").read_bytes()
-    _run("split")
+    load_stage("split").main()
     assert Path("data/anime/split.csv").read_bytes() == first

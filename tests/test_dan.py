@@ -8,12 +8,12 @@ import torch
 
 from face2anime.dan import geometry
 from face2anime.dan.data import AnimeData, Augment, FaceSet, make_batch, training_statistics
-from face2anime.dan.export import load_model, save_model
 from face2anime.dan.inference import FrozenDAN
 from face2anime.dan.model import DAN, DANConfig
+from face2anime.dan.model_dir import load_dan, save_dan
 from face2anime.dan.train import TrainSettings, cosine_lr, train_dan
-from face2anime.params import DanParams
 from face2anime.landmarks import schema
+from face2anime.params import DanParams
 
 torch.set_num_threads(2)
 
@@ -121,27 +121,31 @@ def test_augmentation_keeps_points_on_their_features():
         assert d < 0.3
 
 
-def _tiny_dan(width=0.0625, n_stages=2):
-    torch.manual_seed(0)
-    model = DAN(DANConfig(width=width, n_stages=n_stages))
-    rng = np.random.default_rng(0)
-    model.set_statistics(rng.uniform(30, 80, (40, 2)), np.full((112, 112), 0.5), np.full((112, 112), 0.25))
-    # give every output layer weights so that stage 2 differs from stage 1
-    for stage in model.stages:
-        torch.nn.init.normal_(stage.out.weight, std=0.01)
-    return model
-
-
-def test_stage2_starts_as_identity_on_stage1():
-    model = DAN(DANConfig(width=0.0625)).eval()
-    model.set_statistics(torch.rand(40, 2) * 60 + 20, torch.full((112, 112), 0.5), torch.full((112, 112), 0.2))
+def test_stage2_maps_its_offset_back_through_the_connection_transform(tiny_dan):
+    """S2 = T^-1(T(S1) + delta2), T the similarity S1 -> mean shape. An untrained net cannot show this (every
+    stage returns the mean shape, T is the identity): stage 1 here moves the points, so the wiring shows."""
+    model = tiny_dan()
+    torch.nn.init.zeros_(model.stages[1].out.weight)   # stage 2 as built: no offset of its own
+    model.eval()
+    gray = torch.rand(2, 1, 112, 112, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        s1, s2 = model(torch.rand(2, 1, 112, 112))
-    torch.testing.assert_close(s1, s2, atol=1e-4, rtol=0)
+        s1, s2 = model(gray)
+    assert (s1 - model.mean_shape).abs().max() > 2.0   # far from the mean shape, and not a similarity of it
+    torch.testing.assert_close(s2, s1, atol=1e-4, rtol=0)    # stage 2 starts as the identity on S1
+    # A constant offset d in stage 2's canonical frame moves every point of S1 by the same vector M^-1 d
+    # (M: T's linear part): the offset is mapped back, not added in crop pixels, nor to T(S1) or the mean shape.
+    d = torch.tensor([3.0, -2.0])
+    with torch.no_grad():
+        model.stages[1].out.bias.copy_(d.repeat(40))
+        _, moved = model(gray)
+        m, _ = geometry.fit_similarity(s1, model.mean_shape[None])
+    step = torch.linalg.solve(m, d.expand(2, 2))
+    assert (step - d).abs().max() > 0.05                       # T rotates/scales: M^-1 d is not d
+    torch.testing.assert_close(moved, s1 + step[:, None, :], atol=1e-3, rtol=0)
 
 
-def test_frozen_dan_passes_gradient_to_image_only(tmp_path):
-    save_model(tmp_path / "dan", _tiny_dan(), stages_trained=2)
+def test_frozen_dan_passes_gradient_to_image_only(tmp_path, tiny_dan):
+    save_dan(tmp_path / "dan", tiny_dan(), stages_trained=2)
     frozen = FrozenDAN.load(tmp_path / "dan")
     assert not frozen.training
     assert all(not p.requires_grad for p in frozen.parameters())
@@ -154,7 +158,7 @@ def test_frozen_dan_passes_gradient_to_image_only(tmp_path):
     assert gray.grad is not None and gray.grad.abs().sum() > 0
     assert all(p.grad is None for p in frozen.parameters())
     # loaded weights reproduce the saved model
-    model, _ = load_model(tmp_path / "dan")
+    model, _ = load_dan(tmp_path / "dan")
     with torch.no_grad():
         torch.testing.assert_close(model.eval()(gray.detach())[-1], frozen(gray.detach()))
 
@@ -176,7 +180,8 @@ def synthetic_faces(n, seed):
     return FaceSet(gray, pts, np.array([f"s{seed}_{i}" for i in range(n)]))
 
 
-def _settings(**kw):
+def _settings(**kw) -> tuple[TrainSettings, DanParams]:
+    """A small `dan` section (as params.yaml would give it) and the settings the trainer derives from it."""
     p = {"width": 0.0625, "dropout": 0.5, "n_stages": 2, "batch_size": 8, "lr": [1e-3, 1e-3], "weight_decay": 0.0,
          "schedule": "plateau", "max_epochs": [2, 1], "lr_final": 0.01, "patience": [5, 5], "min_delta": 0.0,
          "passes": 1, "seed": 3, "stage_init": "previous", "mirror_average": False,
@@ -184,7 +189,8 @@ def _settings(**kw):
          "augment": {"mirror": True, "rotate_deg": 5.0, "scale": 0.05, "translate_px": 2.0,
                      "brightness": 0.1, "contrast": 0.2}}
     p.update(kw)
-    return TrainSettings.from_params(DanParams.model_validate({"device": "cpu", "threads": 0, **p})), p
+    params = DanParams.model_validate({"device": "cpu", "threads": 0, **p})
+    return TrainSettings.from_params(params), params
 
 
 @pytest.mark.slow
@@ -192,15 +198,17 @@ def _settings(**kw):
 def test_training_resumes_from_checkpoint_with_identical_result(tmp_path, schedule):
     data = AnimeData(splits={"train": synthetic_faces(16, 0), "val": synthetic_faces(6, 1),
                              "test": synthetic_faces(2, 2)}, skipped={}, digest="synthetic-v1")
-    s, params = _settings(schedule=schedule)
+    _, params = _settings(schedule=schedule)
     cpu = torch.device("cpu")
-    full = train_dan(data, s, params, tmp_path / "a", cpu)
+    full = train_dan(data, params, tmp_path / "a", cpu)
     assert full.finished and full.resumed_from is None
     assert [(r["stage"], r["epoch"]) for r in full.history] == [(1, 1), (1, 2), (2, 1)]
 
-    part = train_dan(data, s, params, tmp_path / "b", cpu, stop_after_epochs=1)  # "killed" after epoch 1
+    part = train_dan(data, params, tmp_path / "b", cpu, stop_after_epochs=1)  # "killed" after epoch 1
     assert not part.finished and len(part.history) == 1
-    rest = train_dan(data, s, params, tmp_path / "b", cpu, live_dir=tmp_path / "live")
+    assert sorted(p.name for p in (tmp_path / "b" / "latest").iterdir()) == [
+        "best_model.safetensors", "model.safetensors", "optim.pt", "state.json"]   # the shared checkpoint format
+    rest = train_dan(data, params, tmp_path / "b", cpu, live_dir=tmp_path / "live")
     assert rest.finished and rest.resumed_from == (1, 1)
     assert rest.history == full.history
     for k, v in full.model.state_dict().items():
@@ -212,13 +220,34 @@ def test_training_resumes_from_checkpoint_with_identical_result(tmp_path, schedu
     assert rest.best_val[2] <= rest.best_val[1] + 1e-6  # (the two scores come from different float paths)
 
     # changed params invalidate the checkpoint: a fresh start, not a resume
-    s2, params2 = _settings(schedule=schedule, lr=[5e-4, 5e-4])
-    fresh = train_dan(data, s2, params2, tmp_path / "b", cpu, stop_after_epochs=1)
+    _, params2 = _settings(schedule=schedule, lr=[5e-4, 5e-4])
+    fresh = train_dan(data, params2, tmp_path / "b", cpu, stop_after_epochs=1)
     assert fresh.resumed_from is None
 
 
+def test_a_checkpoint_of_one_cpu_math_mode_is_not_resumed_under_the_other(tmp_path, monkeypatch):
+    """Portable and native kernels give different floats: a run continues only its own mode's checkpoint."""
+    import face2anime
+
+    data = AnimeData(splits={"train": synthetic_faces(4, 0), "val": synthetic_faces(2, 1),
+                             "test": synthetic_faces(2, 2)}, skipped={}, digest="synthetic-v1")
+    _, params = _settings(max_epochs=[2, 1])
+    cpu = torch.device("cpu")
+
+    def run(mode, epochs):
+        monkeypatch.setattr(face2anime, "CPU_MATH", mode)
+        return train_dan(data, params, tmp_path, cpu, stop_after_epochs=epochs)
+
+    assert run("native", 1).resumed_from is None
+    assert run("native", 0).resumed_from == (1, 1)     # the same mode resumes it
+    assert run("portable", 0).resumed_from is None     # the other mode starts over (and drops the old checkpoint)
+    assert run("portable", 1).resumed_from is None     # a fresh portable run ...
+    assert run("portable", 0).resumed_from == (1, 1)   # ... is resumed in its own mode ...
+    assert run("native", 0).resumed_from is None       # ... and not in the other
+
+
 def test_cosine_schedule_anneals_to_lr_final_and_runs_every_epoch(tmp_path):
-    s, params = _settings(schedule="cosine", max_epochs=[5, 3], lr_final=0.1, lr=[1e-3, 2.5e-4])
+    s, _ = _settings(schedule="cosine", max_epochs=[5, 3], lr_final=0.1, lr=[1e-3, 2.5e-4])
     assert [round(cosine_lr(s, 1, e) / 1e-3, 4) for e in range(5)] == [1.0, 0.8682, 0.55, 0.2318, 0.1]
     # every stage anneals from its own rate
     assert cosine_lr(s, 2, 0) == 2.5e-4 and abs(cosine_lr(s, 2, 2) - 2.5e-5) < 1e-12
@@ -226,7 +255,7 @@ def test_cosine_schedule_anneals_to_lr_final_and_runs_every_epoch(tmp_path):
                              "test": synthetic_faces(2, 2)}, skipped={}, digest="synthetic-v1")
     # a patience of 1 would stop a plateau run early; cosine ignores it and runs the full length
     s, params = _settings(schedule="cosine", max_epochs=[3, 2], patience=[1, 1])
-    result = train_dan(data, s, params, tmp_path, torch.device("cpu"))
+    result = train_dan(data, params, tmp_path, torch.device("cpu"))
     assert [(r["stage"], r["epoch"]) for r in result.history] == [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2)]
     assert [r["lr"] for r in result.history] == [cosine_lr(s, st, e - 1) for st, e in [(1, 1), (1, 2), (1, 3),
                                                                                         (2, 1), (2, 2)]]
@@ -234,14 +263,14 @@ def test_cosine_schedule_anneals_to_lr_final_and_runs_every_epoch(tmp_path):
     assert result.best_val[2] <= result.best_val[1] + 1e-6
 
 
-def test_stage_two_starts_from_stage_one_and_as_the_identity():
+def test_stage_two_starts_from_stage_one_and_as_the_identity(tiny_dan):
+    model = tiny_dan()
     torch.manual_seed(0)
-    model = _tiny_dan()
     s1, s2 = model.stages
     torch.nn.init.zeros_(s2.out.weight)   # as built: stage 2's output layer starts at zero
-    with torch.no_grad():  # a "trained" stage 1 with a non-zero output layer
-        for prm in s1.parameters():
-            prm.add_(0.1 * torch.randn_like(prm))
+    with torch.no_grad():  # a "trained" stage 1 with a non-zero output layer (small steps: the BatchNorm
+        for prm in s1.parameters():   # statistics are those of the unperturbed net)
+            prm.add_(0.02 * torch.randn_like(prm))
     model.init_stage_from_previous(2)
     first1, first2 = s1.features[0].weight, s2.features[0].weight
     assert first2.shape[1] == 3 and torch.equal(first2[:, :1], first1)
@@ -267,9 +296,9 @@ def test_training_statistics_are_mirror_symmetric():
     assert (std_image > 0).all()
 
 
-def test_mirror_averaged_prediction_is_mirror_symmetric_and_the_mean_of_both_readings():
+def test_mirror_averaged_prediction_is_mirror_symmetric_and_the_mean_of_both_readings(tiny_dan):
+    raw = tiny_dan(out_std=0.01).eval()   # small offsets: the two batch sizes' float32 rounding stays < 1e-4
     torch.manual_seed(0)
-    raw = _tiny_dan().eval()
     model = DAN(DANConfig(width=0.0625, n_stages=2, mirror_average=True)).eval()
     model.load_state_dict(raw.state_dict())
     gray = torch.rand(3, 1, 112, 112)

@@ -13,9 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-import face2anime.gan.train as train_module
 from face2anime.gan.data import StyleSet, TrainPhotos
+import face2anime.gan.train as train_module
 from face2anime.gan.train import Outputs, TrainConfig, train_gan
+from face2anime.params import GanCommonParams
+
+from _params import gan_settings
 
 SIZE = 32
 # 2 ranks against 1. The gradient sums run in another order (per rank, then DDP's average), so the last
@@ -46,7 +49,12 @@ def _common(**kw):
              lr_g=8e-4, lr_d=1.6e-3, betas=[0.5, 0.999], monitor_photos=4, samples=3, device="cpu", amp=False,
              threads=1, channels_last=True, init_weights={"con": 1.5, "pixel": 10.0})
     c.update(kw)
-    return c
+    return gan_settings("common", **c)
+
+
+def _cfg(model: str, loss: str, common: GanCommonParams) -> TrainConfig:
+    arch = gan_settings(model, **(ANIME if model == "animegan" else CARTOON))
+    return TrainConfig(model, loss, common, arch, gan_settings("landmark", **LANDMARK))
 
 
 def _data(n=7):
@@ -58,30 +66,27 @@ def _data(n=7):
 
 
 def _dan():
-    from face2anime.dan.inference import FrozenDAN
-    from face2anime.dan.model import DAN, DANConfig
+    from conftest import build_tiny_dan   # a plain function (not the fixture): the spawned ranks build one too
 
-    torch.manual_seed(0)
-    dan = DAN(DANConfig(width=0.125))
-    for stage in dan.stages:             # untrained stages output zero offsets: make the points depend on the image
-        torch.nn.init.normal_(stage.out.weight, std=0.5)
-    dan.set_statistics(torch.rand(40, 2) * 60 + 26, torch.full((112, 112), 0.5), torch.full((112, 112), 0.25))
-    return FrozenDAN(dan)
+    # BatchNorm not calibrated: the offsets stay small (~0.01 px), as when the tolerances above were measured.
+    # A calibrated one reads the image by pixels, and the rounding of a 2/1 rank split then reaches 1e-3 of
+    # the largest gradient through the DAN's warp and heatmap (both piecewise in the points).
+    return build_tiny_dan(width=0.125, calibrate=False, frozen=True)
 
 
-def _run(root: Path, model: str, loss: str, common: dict, dist=None) -> dict:
+def _run(root: Path, model: str, loss: str, common: GanCommonParams, dist=None) -> dict:
     """One variant through the real loop; outputs under `root`."""
     from face2anime.gan.backbone import load_backbone
 
     torch.set_num_threads(1)
     photos, style = _data()
-    cfg = TrainConfig(model, loss, common, ANIME if model == "animegan" else CARTOON, LANDMARK)
+    cfg = _cfg(model, loss, common)
     out = Outputs(root / "ck", root / "live", root / "samples", root / "model")
     return train_gan(cfg, photos, style, load_backbone("hed-vgg16", "conv2_2"), out,
                      dan=_dan() if loss == "landmark" else None, progress=False, dist=dist)
 
 
-def _rank(rank: int, world: int, port: int, roots: list[str], model: str, loss: str, common: dict) -> None:
+def _rank(rank: int, world: int, port: int, roots: list[str], model: str, loss: str, common: GanCommonParams) -> None:
     """One spawned rank, started from torchrun's variables as the stage is; it leaves its final G and D
     weights and its result beside its outputs (the test checks that only rank 0 wrote outputs)."""
     from safetensors.torch import save_file
@@ -106,7 +111,7 @@ def _rank(rank: int, world: int, port: int, roots: list[str], model: str, loss: 
     (state / "result.json").write_text(json.dumps({k: result[k] for k in ("history", "resumed_from", "epochs_run")}))
 
 
-def _spawn(roots: list[Path], model: str, loss: str, common: dict) -> list[dict]:
+def _spawn(roots: list[Path], model: str, loss: str, common: GanCommonParams) -> list[dict]:
     import torch.multiprocessing as mp
 
     from face2anime.gan.distributed import free_port
@@ -148,11 +153,12 @@ def _step_grads(d, m: int, out: str | None = None) -> dict:
     from face2anime.gan.backbone import load_backbone
     from face2anime.gan import distributed
     from face2anime.gan.objectives import Batch
-    from face2anime.gan.train import ConstantFeatures, build_model
+    from face2anime.gan.data import ConstantFeatures
+    from face2anime.gan.train import build_model
 
     torch.set_num_threads(1)
     photos, style = _data()
-    cfg = TrainConfig("animegan", "landmark", _common(), ANIME, LANDMARK)
+    cfg = _cfg("animegan", "landmark", _common())
     backbone, dan, got = load_backbone("hed-vgg16", "conv2_2").eval(), _dan(), {}
     for phase in ("init", "gan"):
         model = build_model(cfg, backbone, dan, torch.device("cpu"))

@@ -17,11 +17,12 @@ from face2anime.demo.character import sample_character
 from face2anime.demo.contour import true_contour17, vertical_hit
 from face2anime.demo.draw import Canvas, downscale, render
 from face2anime.demo.episode import TRUTH_COLUMNS, plan_episode, render_episode
-from face2anime.params import MakeDemoParams, validate
 from face2anime.demo.face import FaceState, build_face
 from face2anime.demo.geometry import Pose
 from face2anime.errors import UserError
 from face2anime.landmarks.schema import points_from_table
+from face2anime.params import MakeDemoParams
+from face2anime.settings import validate
 
 ROOT = Path(__file__).resolve().parents[1]
 # The renderer settings these tests were written against; SMALL shrinks them.
@@ -184,8 +185,11 @@ def test_blink_and_talk_move_the_points():
 
 def test_params_section_is_valid_and_strict():
     params = yaml.safe_load((ROOT / "params.yaml").read_text())["make_demo"]
-    cfg = validate(MakeDemoParams, params, "params.yaml", "make_demo")
-    assert (cfg.width, cfg.height) == (640, 360)
+    validate(MakeDemoParams, params, "params.yaml", "make_demo")
+    cfg = validate(MakeDemoParams, {**params, "width": 320, "height": 200}, "params.yaml", "make_demo")
+    assert (cfg.width, cfg.height) == (320, 200)       # the section's values, whatever the committed ones
+    with pytest.raises(UserError, match="width"):
+        validate(MakeDemoParams, {**params, "width": 32}, "params.yaml", "make_demo")   # below 64 px
     with pytest.raises(UserError):
         validate(MakeDemoParams, {**params, "no_such_knob": 1}, "params.yaml", "make_demo")
 

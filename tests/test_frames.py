@@ -15,10 +15,10 @@ import pytest
 import yaml
 from PIL import Image
 
-from face2anime.data.frames import INDEX_COLUMNS, extract_frames, is_sampled, thumb_phash
-from face2anime.data.videos import list_videos
+from face2anime.anime.frames import INDEX_COLUMNS, extract_frames, is_sampled, thumb_phash
+from face2anime.anime.videos import list_videos
 from face2anime.errors import UserError
-from face2anime.params import load_params
+from face2anime.settings import load_params
 
 from _params import PARAMS, settings
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from face2anime.data.tensors import to_tensor, to_uint8
+from face2anime.imaging.tensors import to_tensor, to_uint8
 from face2anime.metrics import gan
 from face2anime.metrics.features import InceptionPool3, embed, load_inception
 
@@ -152,16 +152,16 @@ def test_inception_loads_local_weights(tmp_path):
 
 
 # ---------------------------------------------------------------- the stages end to end, on tiny fakes
-def _fake_project(root, n_test=4, n_anime=6):
+def _fake_project(project, dan, n_test=4, n_anime=6):
     """A project folder with random photo crops, anime crops, a random DAN and two tiny random generators."""
     import pandas as pd
-    import yaml
 
-    from face2anime.dan.export import save_model
-    from face2anime.dan.model import DAN, DANConfig
-    from face2anime.gan.models import build_generator, save_generator
+    from face2anime.dan.model_dir import save_dan
+    from face2anime.gan.models import build_generator, generator_record, save_generator
+    from face2anime.params import AnimeGeneratorParams, CartoonGeneratorParams
     from face2anime.io import write_arrays
 
+    root = project.root
     rng = np.random.default_rng(0)
     n = n_test + 2
     ids = np.array([f"p{i}" for i in range(n)])
@@ -173,57 +173,72 @@ def _fake_project(root, n_test=4, n_anime=6):
                           "reason": [""] * n + ["no face"], "split": ["train"] * 2 + ["test"] * n_test + [""]})
     table.to_csv(root / "data/photos/photos.csv", index=False)
     write_arrays(root / "data/style/style_test.npz", color=rng.integers(0, 256, (n_anime, 112, 112, 3), np.uint8))
-    torch.manual_seed(0)
-    save_model(root / "models/dan", DAN(DANConfig(width=0.0625, n_stages=1)), stages_trained=1)
+    save_dan(root / "models/dan", dan, stages_trained=1)
+    nets = {"cartoongan": CartoonGeneratorParams(width=8, blocks=1, upsample="transposed"),
+            "animegan": AnimeGeneratorParams(width=8, blocks=1, expansion=2)}
     for variant in ("cartoongan-base", "animegan-landmark"):
-        cfg = {"model": variant.split("-")[0], "width": 8, "blocks": 1, "expansion": 2, "upsample": "transposed"}
-        save_generator(root / "models/gan" / variant, build_generator(cfg), {"generator": cfg})
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["eval_gan"]["kid"] = {"subsets": 3, "subset_size": 4}
-    params["report"]["variants"] = ["cartoongan-base", "animegan-landmark"]
-    params["report"]["photos"] = 2
-    (root / "params.yaml").write_text(yaml.safe_dump({"eval_gan": params["eval_gan"], "report": params["report"]}))
+        model = variant.split("-")[0]
+        save_generator(root / "models/gan" / variant, build_generator(nets[model]),
+                       {"generator": generator_record(model, nets[model])})
+    project.set("eval_gan", kid={"subsets": 3, "subset_size": 4})
+    project.set("report", variants=["cartoongan-base", "animegan-landmark"], photos=2)
 
 
-ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+@pytest.fixture
+def fake_project(tiny_project, tiny_dan):
+    def make(**kw):
+        _fake_project(tiny_project, tiny_dan(n_stages=1), **kw)
+        return tiny_project.root
+    return make
 
 
-def _stage(root, monkeypatch, capsys, script, *args, env=None):
-    """Run a stage script's main in-process (cwd = root), as `run_stage` would: (exit code, stdout, stderr)."""
-    import importlib.util
+@pytest.fixture
+def stage_main(monkeypatch, capsys, load_stage):
+    """Run a stage script's main in-process (cwd = root), as `run_stage` would: (exit code, stdout, stderr).
+    `replace` swaps names in the script's module (e.g. its `load_generator`)."""
+    from face2anime.stage import run_stage
 
-    from face2anime.cli import run_stage
+    def run(root, name, *args, env=None, replace=None):
+        for key, value in (env or {}).items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.chdir(root)
+        module = load_stage(name)
+        for attr, value in (replace or {}).items():
+            monkeypatch.setattr(module, attr, value)
+        capsys.readouterr()
+        code = 0
+        try:
+            run_stage(name, lambda: module.main(*args))
+        except SystemExit as exc:
+            code = int(exc.code)
+        out, err = capsys.readouterr()
+        return code, out, err
+    return run
 
-    for key, value in (env or {}).items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.chdir(root)
-    spec = importlib.util.spec_from_file_location(f"stage_{script[:-3]}", ROOT / "stages" / script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    capsys.readouterr()
-    code = 0
-    try:
-        run_stage(script, lambda: module.main(*args))
-    except SystemExit as exc:
-        code = int(exc.code)
-    out, err = capsys.readouterr()
-    return code, out, err
+
+class _Checkerboard(torch.nn.Module):
+    """A 'generator' that paints every photo the same +-1 checkerboard: collapsed, all power at Nyquist."""
+
+    def forward(self, x):
+        i = torch.arange(x.shape[-1], device=x.device)
+        board = ((i[:, None] + i[None, :]) % 2 * 2 - 1).to(x.dtype)
+        return board.expand_as(x).contiguous()
 
 
 @pytest.mark.slow
-def test_eval_and_report_stages_on_tiny_fakes(tmp_path, monkeypatch, capsys):
+def test_eval_and_report_stages_on_tiny_fakes(fake_project, stage_main):
     import json
 
-    _fake_project(tmp_path)
-    run = lambda *a: _stage(tmp_path, monkeypatch, capsys, *a,  # noqa: E731
-                            env={"FACE2ANIME_CACHE": str(tmp_path / "cache")})  # no Inception weights there
-    code, out, err = run("eval_gan_reference.py")
+    root = fake_project()
+    run = lambda *a, **kw: stage_main(root, *a, env={"FACE2ANIME_CACHE": str(root / "cache")},  # noqa: E731
+                                      **kw)  # no Inception weights there
+    code, out, err = run("eval_gan_reference")
     assert code == 0, err
     for variant in ("cartoongan-base", "animegan-landmark"):
-        code, out, err = run("eval_gan.py", variant)
+        code, out, err = run("eval_gan", variant)
         assert code == 0, err
         assert out.count("\n") == 1 and "landmark RMSE" in out
-    m = json.loads((tmp_path / "metrics/gan/animegan-landmark.json").read_text())
+    m = json.loads((root / "metrics/gan/animegan-landmark.json").read_text())
     assert m["photos"] == 4 and m["anime_faces"] == 6
     assert m["landmarks"]["output"]["images"] == 4 and m["landmarks"]["photo_baseline"]["rmse_px"] > 0
     assert m["style"]["inception_kid"] is None and "not computed" in m["style"]["inception_note"]
@@ -233,31 +248,49 @@ def test_eval_and_report_stages_on_tiny_fakes(tmp_path, monkeypatch, capsys):
     assert isinstance(m["collapse"]["collapse"], bool) and isinstance(m["copy"]["copy"], bool)
     assert 0.0 <= m["content"]["feature_cosine_distance"] <= 2.0
     # same inputs, same bytes
-    before = (tmp_path / "metrics/gan/animegan-landmark.json").read_bytes()
-    assert run("eval_gan.py", "animegan-landmark")[0] == 0
-    assert (tmp_path / "metrics/gan/animegan-landmark.json").read_bytes() == before
+    before = (root / "metrics/gan/animegan-landmark.json").read_bytes()
+    assert run("eval_gan", "animegan-landmark")[0] == 0
+    assert (root / "metrics/gan/animegan-landmark.json").read_bytes() == before
 
-    code, out, err = run("report.py")
+    # Generators whose right answers are known. One that hands the photo back: every output-side number
+    # equals its photo baseline, nothing is lost (content distance 0), and the copy flag fires.
+    assert run("eval_gan", "copy-base", replace={"load_generator": lambda *a, **kw: torch.nn.Identity()})[0] == 0
+    c = json.loads((root / "metrics/gan/copy-base.json").read_text())
+    assert c["copy"]["copy"] and c["copy"]["pixel_mae"] == 0.0
+    assert not c["collapse"]["collapse"] and c["collapse"]["spread_ratio"] == pytest.approx(1.0)
+    assert c["content"]["feature_cosine_distance"] == pytest.approx(0.0, abs=1e-6)
+    assert c["landmarks"]["output"] == c["landmarks"]["photo_baseline"]
+    assert c["style"]["kid"] == pytest.approx(c["style"]["kid_photo_baseline"])
+    assert c["checkerboard"]["power"] == pytest.approx(c["checkerboard"]["photo_baseline"])
+    # One that paints every photo the same checkerboard: collapsed, all AC power on the period-2 grid.
+    assert run("eval_gan", "board-base", replace={"load_generator": lambda *a, **kw: _Checkerboard()})[0] == 0
+    b = json.loads((root / "metrics/gan/board-base.json").read_text())
+    assert b["collapse"]["collapse"] and b["collapse"]["spread_ratio"] < 1e-4
+    assert not b["copy"]["copy"] and b["copy"]["pixel_mae"] > 0.2
+    assert b["checkerboard"]["power"] == pytest.approx(1.0) and b["checkerboard"]["photo_baseline"] < 0.1
+    assert b["content"]["feature_cosine_distance"] > 0.05
+
+    code, out, err = run("report")
     assert code == 0, err
     for name in ("comparison.png", "grid_cartoongan-base.png", "grid_animegan-landmark.png", "summary.csv"):
-        assert (tmp_path / "reports/gan" / name).stat().st_size > 0
-    summary = (tmp_path / "reports/summary.md").read_text()
+        assert (root / "reports/gan" / name).stat().st_size > 0
+    summary = (root / "reports/summary.md").read_text()
     assert "| animegan-landmark |" in summary and "| cartoongan-base |" in summary
 
 
-def test_missing_variant_and_broken_reference_are_one_line_errors(tmp_path, monkeypatch, capsys):
-    _fake_project(tmp_path)
-    code, _, err = _stage(tmp_path, monkeypatch, capsys, "eval_gan.py", "nope-base")
+def test_missing_variant_and_broken_reference_are_one_line_errors(fake_project, stage_main):
+    root = fake_project()
+    code, _, err = stage_main(root, "eval_gan", "nope-base")
     assert code == 1 and err.count("\n") == 1 and "models/gan/nope-base" in err
-    code, _, err = _stage(tmp_path, monkeypatch, capsys, "eval_gan.py", "cartoongan-base")
+    code, _, err = stage_main(root, "eval_gan", "cartoongan-base")
     assert code == 1 and err.count("\n") == 1 and "eval_gan_reference" in err
-    (tmp_path / "data/gan_eval").mkdir(parents=True)
-    (tmp_path / "data/gan_eval/reference.npz").write_bytes(b"truncated")
-    code, _, err = _stage(tmp_path, monkeypatch, capsys, "eval_gan.py", "cartoongan-base")
+    (root / "data/gan_eval").mkdir(parents=True)
+    (root / "data/gan_eval/reference.npz").write_bytes(b"truncated")
+    code, _, err = stage_main(root, "eval_gan", "cartoongan-base")
     assert code == 1 and err.count("\n") == 1 and "unreadable" in err
 
 
-def test_too_few_held_out_photos_is_a_one_line_error(tmp_path, monkeypatch, capsys):
-    _fake_project(tmp_path, n_test=1)
-    code, _, err = _stage(tmp_path, monkeypatch, capsys, "eval_gan_reference.py")
+def test_too_few_held_out_photos_is_a_one_line_error(fake_project, stage_main):
+    root = fake_project(n_test=1)
+    code, _, err = stage_main(root, "eval_gan_reference")
     assert code == 1 and err.count("\n") == 1 and "at least 2" in err

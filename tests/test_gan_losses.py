@@ -7,11 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from face2anime.dan.inference import FrozenDAN
-from face2anime.dan.model import DAN, DANConfig
-from face2anime.data.tensors import luma
 from face2anime.gan import losses as L
 from face2anime.gan.models import CartoonGenerator
+from face2anime.imaging.tensors import luma
+from face2anime.params import AnimeDWeightsParams
 
 
 def test_wing_constant_and_both_pieces():
@@ -54,8 +53,9 @@ def test_bce_targets():
 def test_lsgan():
     real, fake, gray, smooth = (torch.tensor(v) for v in ([1.0, 0.0], [0.5, -0.5], [0.2, 0.4], [1.0, 1.0]))
     want = 0.5 + 0.25 + 0.7 * 0.1 + 0.2 * 1.0
-    got = L.lsgan_d_loss(real, fake, gray, smooth, {"gray": 0.7, "smooth": 0.2})
+    got = L.lsgan_d_loss(real, fake, gray, smooth, AnimeDWeightsParams(real=1.0, fake=1.0, gray=0.7, smooth=0.2))
     assert got.item() == pytest.approx(want)
+    assert L.lsgan_d_loss(real, fake, gray, smooth).item() == pytest.approx(0.5 + 0.25 + 0.1 + 0.2)   # the study's
     assert L.lsgan_g_loss(torch.tensor([1.0, 3.0])).item() == pytest.approx(2.0)
 
 
@@ -88,21 +88,10 @@ def test_luma_and_content():
     assert L.content_loss(a, b).item() == pytest.approx(3.5 / 3)
 
 
-def _tiny_dan() -> FrozenDAN:
-    torch.manual_seed(0)
-    dan = DAN(DANConfig(width=0.125, n_stages=2))
-    for stage in dan.stages:             # an untrained DAN starts at zero offsets (no input dependence): randomise
-        torch.nn.init.normal_(stage.out.weight, std=0.5)
-    g = torch.Generator().manual_seed(1)
-    mean_shape = torch.rand(40, 2, generator=g) * 60 + 26    # a spread-out shape (the similarity fit needs one)
-    dan.set_statistics(mean_shape, torch.full((112, 112), 0.5), torch.full((112, 112), 0.25))
-    return FrozenDAN(dan)
-
-
-def test_landmark_loss_trains_generator_never_dan():
+def test_landmark_loss_trains_generator_never_dan(tiny_dan):
+    dan = tiny_dan(width=0.125, frozen=True)
     torch.manual_seed(0)
     G = CartoonGenerator(width=4, blocks=1, upsample="resize")
-    dan = _tiny_dan()
     before = {k: v.clone() for k, v in dan.state_dict().items()}
     loss_fn = L.LandmarkLoss(dan, 5.0, 2.0, "mean")
     G.train()
@@ -122,10 +111,30 @@ def test_landmark_loss_trains_generator_never_dan():
     assert all(torch.equal(before[k], after[k]) for k in before)   # BN running stats untouched too
 
 
-def test_landmark_loss_resizes_to_dan_input():
-    dan = _tiny_dan()
+def _smooth_image(seed: int, size: int = 112) -> torch.Tensor:
+    """(1, 3, size, size) in [-1, 1] with only coarse detail: it survives a 2x downscale nearly unchanged."""
+    coarse = torch.rand(1, 3, 7, 7, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+    return F.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False).clamp(-1, 1)
+
+
+def test_landmark_loss_resizes_to_dan_input(tiny_dan):
+    """A 56 px generator output is scaled up to the DAN's 112 px input, so the DAN reads the same face, in
+    its own 112 px frame, as it reads in the 112 px version of that image (not a padded or cropped one)."""
+    dan = tiny_dan(width=0.125, frozen=True)
     loss_fn = L.LandmarkLoss(dan)
-    small = (torch.rand(1, 3, 56, 56) * 2 - 1).requires_grad_(True)
-    loss_fn(small, torch.full((1, 40, 2), 56.0)).backward()
+    big = _smooth_image(2)
+    small = F.interpolate(big, size=(56, 56), mode="bilinear", antialias=True, align_corners=False)
+    seen = []
+    hook = dan.register_forward_pre_hook(lambda module, args: seen.append(tuple(args[0].shape)))
+    with torch.no_grad():
+        read_big, read_small, read_other = (loss_fn.points(x) for x in (big, small, _smooth_image(3)))
+    hook.remove()
+    assert seen == [(1, 1, 112, 112)] * 3
+    assert (read_other - read_big).abs().mean() > 2.0     # the DAN's reading depends on the image...
+    assert (read_small - read_big).abs().mean() < 1.0     # ...and the 56 px image reads as its 112 px self
+    small = small.clone().requires_grad_(True)
+    target = torch.full((1, 40, 2), 56.0)
+    loss = loss_fn(small, target)
+    assert loss.item() == pytest.approx(L.wing_landmark_loss(read_small, target).item(), rel=1e-5)
+    loss.backward()
     assert small.grad is not None and small.grad.abs().sum() > 0
-    assert F.l1_loss(small.grad, torch.zeros_like(small.grad)) > 0

@@ -5,14 +5,21 @@ import pytest
 import torch
 
 from face2anime.errors import UserError
-from face2anime.gan.models import (build_discriminator, build_generator, load_generator, save_generator)
+from face2anime.gan.models import (build_discriminator, build_generator, generator_record, generator_settings,
+                                   load_generator, save_generator)
+from face2anime.params import (AnimeDiscriminatorParams, AnimeGeneratorParams, CartoonDiscriminatorParams,
+                               CartoonGeneratorParams)
+
+NETS = {"cartoongan": (CartoonGeneratorParams(width=4, blocks=2, upsample="transposed"),
+                       CartoonDiscriminatorParams(width=4)),
+        "animegan": (AnimeGeneratorParams(width=4, blocks=2, expansion=2),
+                     AnimeDiscriminatorParams(width=4, stages=3, spectral_norm=True))}
 
 
 @pytest.mark.parametrize("model", ["cartoongan", "animegan"])
 def test_generator_and_discriminator_shapes(model):
     torch.manual_seed(0)
-    G = build_generator({"model": model, "width": 4, "blocks": 2, "expansion": 2, "upsample": "transposed"})
-    D = build_discriminator({"model": model, "width": 4, "stages": 3, "spectral_norm": model == "animegan"})
+    G, D = build_generator(NETS[model][0]), build_discriminator(NETS[model][1])
     x = torch.rand(2, 3, 112, 112) * 2 - 1
     y = G(x)
     assert y.shape == x.shape and y.min() >= -1 and y.max() <= 1
@@ -23,9 +30,9 @@ def test_generator_and_discriminator_shapes(model):
 
 def test_save_and_load_generator(tmp_path):
     torch.manual_seed(0)
-    cfg = {"model": "animegan", "width": 4, "blocks": 1, "expansion": 2}
-    G = build_generator(cfg).eval()
-    save_generator(tmp_path / "g", G, {"generator": cfg, "variant": "animegan-base"})
+    g = AnimeGeneratorParams(width=4, blocks=1, expansion=2)
+    G = build_generator(g).eval()
+    save_generator(tmp_path / "g", G, {"generator": generator_record("animegan", g), "variant": "animegan-base"})
     H = load_generator(tmp_path / "g")
     x = torch.rand(1, 3, 32, 32) * 2 - 1
     with torch.no_grad():
@@ -33,8 +40,11 @@ def test_save_and_load_generator(tmp_path):
     assert not any(p.requires_grad for p in H.parameters())
     with pytest.raises(UserError, match="not found"):
         load_generator(tmp_path / "missing")
-    with pytest.raises(UserError, match="unknown GAN model"):
-        build_generator({"model": "cyclegan", "width": 4, "blocks": 1})
+    assert generator_settings({"model": "animegan", "width": 4, "blocks": 1, "expansion": 2}, "c.json") == g
+    with pytest.raises(UserError, match=r"c.json: generator.model = 'cyclegan': must be one of cartoongan, animegan"):
+        generator_settings({"model": "cyclegan", "width": 4, "blocks": 1}, "c.json")
+    with pytest.raises(UserError, match=r"c.json: generator.width = 0"):
+        generator_settings({"model": "animegan", "width": 0, "blocks": 1, "expansion": 2}, "c.json")
 
 
 def _photo(size=112):
@@ -56,7 +66,7 @@ def test_resize_conv_has_no_checkerboard_at_init_and_transposed_conv_has(seed):
     power = {}
     for up in ("resize", "transposed"):
         torch.manual_seed(seed)
-        G = build_generator({"model": "cartoongan", "width": 8, "blocks": 2, "upsample": up}).eval()
+        G = build_generator(CartoonGeneratorParams(width=8, blocks=2, upsample=up)).eval()
         with torch.no_grad():
             out = ((G(x).clamp(-1, 1) + 1) * 127.5).round().permute(0, 2, 3, 1).numpy()
         power[up] = checkerboard_power(out)

@@ -1,15 +1,12 @@
 """Edge smoothing blurs only the dilated-edge pixels; the stage writes the style sets."""
 
-import importlib.util
 import os
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
-import yaml
 
-from face2anime.gan.style import EdgeSmoothing, build_style_set, edge_mask, smooth_edges
+from face2anime.anime.style import EdgeSmoothing, build_style_set, edge_mask, smooth_edges
 from face2anime.io import read_arrays, write_arrays
 
 
@@ -46,19 +43,15 @@ def test_flat_image_is_untouched_and_gray_weights():
     assert s["smoothed"].shape == s["color"].shape and s["gray"].shape == s["color"].shape[:3]
 
 
-def test_prepare_style_stage(tmp_path, monkeypatch):
-    root = Path(__file__).resolve().parents[1]
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"prepare_style": params["prepare_style"]}))
+def test_prepare_style_stage(tiny_project, load_stage, monkeypatch):
+    tmp_path = tiny_project.root
     ids = np.array([f"f{i}" for i in range(6)])
     color = np.stack([cv2.resize(_anime_like(i), (112, 112)) for i in range(6)])
     write_arrays(tmp_path / "data/anime/crops.npz", face_id=ids, color112=color)
     (tmp_path / "data/anime").mkdir(parents=True, exist_ok=True)
     pd.DataFrame({"face_id": ids, "split": ["train", "train", "test", "val", "train", "test"]}).to_csv(
         tmp_path / "data/anime/split.csv", index=False)
-    spec = importlib.util.spec_from_file_location("prepare_style_stage", root / "stages/prepare_style.py")
-    stage = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(stage)
+    stage = load_stage("prepare_style")
     monkeypatch.chdir(tmp_path)
     summary = stage.main()
     assert "3 train faces" in summary and "2 test faces" in summary

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from face2anime.dan.inference import FrozenDAN
 from face2anime.errors import UserError
-from face2anime.dan.model import DAN, DANConfig
 from face2anime.gan.backbone import load_backbone
 from face2anime.gan.data import StyleSet, TrainPhotos
 from face2anime.gan.train import Outputs, TrainConfig, train_gan
+
+from _params import gan_settings
 
 SIZE = 32
 
@@ -32,7 +32,7 @@ def _common(**kw):
              lr_d=1.6e-3, betas=[0.5, 0.999], monitor_photos=4, samples=3, device="cpu", amp=True, threads=2,
              channels_last=True, init_weights={"con": 1.5, "pixel": 10.0})
     c.update(kw)
-    return c
+    return gan_settings("common", **c)
 
 
 CARTOON = {"generator": {"width": 4, "blocks": 1, "upsample": "resize"}, "discriminator": {"width": 4}, "weights": {"adv": 1.0, "con": 1.5}}
@@ -40,6 +40,12 @@ ANIME = {"generator": {"width": 4, "blocks": 1, "expansion": 2},
          "discriminator": {"width": 4, "stages": 2, "spectral_norm": True},
          "weights": {"adv": 300.0, "con": 1.5, "gram": 3.0, "color": 10.0},
          "d_weights": {"real": 1.0, "fake": 1.0, "gray": 1.0, "smooth": 0.2}}
+
+
+def _cfg(model, loss, common, landmark=None):
+    """The variant's typed settings: tiny networks, `common` and the repository's (or the given) landmark section."""
+    arch = gan_settings(model, **(ANIME if model == "animegan" else CARTOON))
+    return TrainConfig(model, loss, common, arch, gan_settings("landmark", **(landmark or {})))
 
 
 @pytest.fixture(scope="module")
@@ -54,16 +60,16 @@ def _outputs(root):
 @pytest.mark.slow
 def test_resume_equals_uninterrupted(tmp_path, backbone):
     photos, style = _data()
-    straight = train_gan(TrainConfig("cartoongan", "base", _common(), CARTOON, {}), photos, style, backbone,
+    straight = train_gan(_cfg("cartoongan", "base", _common()), photos, style, backbone,
                          _outputs(tmp_path / "a"), progress=False)
     assert straight["epochs_run"] == 3 and [h["phase"] for h in straight["history"]] == ["init", "gan", "gan"]
     # "killed" after epoch 2: a run with epochs=2 leaves its checkpoint; epochs=3 continues from it
-    first = train_gan(TrainConfig("cartoongan", "base", _common(epochs=2), CARTOON, {}), photos, style, backbone,
+    first = train_gan(_cfg("cartoongan", "base", _common(epochs=2)), photos, style, backbone,
                       _outputs(tmp_path / "b"), progress=False)
     assert first["epochs_run"] == 2
     state = json.loads((tmp_path / "b/ck/latest/state.json").read_text())
     assert state["epoch"] == 1
-    resumed = train_gan(TrainConfig("cartoongan", "base", _common(), CARTOON, {}), photos, style, backbone,
+    resumed = train_gan(_cfg("cartoongan", "base", _common()), photos, style, backbone,
                         _outputs(tmp_path / "b"), progress=False)
     assert resumed["resumed_from"] == 2 and resumed["epochs_run"] == 1
     a = (tmp_path / "a/model/generator.safetensors").read_bytes()
@@ -74,23 +80,38 @@ def test_resume_equals_uninterrupted(tmp_path, backbone):
     metrics = json.loads((tmp_path / "b/live/metrics.json").read_text())
     assert metrics["step"] == 2 and "g_adv" in metrics
     # a changed training param invalidates the checkpoint: fresh start
-    fresh = train_gan(TrainConfig("cartoongan", "base", _common(lr_g=1e-4), CARTOON, {}), photos, style, backbone,
+    fresh = train_gan(_cfg("cartoongan", "base", _common(lr_g=1e-4)), photos, style, backbone,
                       _outputs(tmp_path / "b"), progress=False)
     assert fresh["resumed_from"] == 0 and fresh["epochs_run"] == 3
 
 
+def test_a_checkpoint_of_the_other_cpu_math_mode_is_not_resumed(tmp_path, backbone, monkeypatch):
+    """Portable and native CPU kernels give different floats: a checkpoint resumes only under the mode that
+    wrote it (the mode is part of the run fingerprint), and still resumes under its own mode."""
+    import face2anime
+
+    photos, style = _data()
+
+    def run(mode, epochs):
+        monkeypatch.setattr(face2anime, "CPU_MATH", mode)
+        return train_gan(_cfg("cartoongan", "base", _common(epochs=epochs)), photos, style, backbone,
+                         _outputs(tmp_path), progress=False)
+
+    native = run("native", 2)
+    portable = run("portable", 3)
+    assert portable["fingerprint"] != native["fingerprint"]
+    assert portable["resumed_from"] == 0 and portable["epochs_run"] == 3           # refused: a fresh run
+    assert run("portable", 4)["resumed_from"] == 3                                # its own mode resumes
+    assert run("native", 5)["resumed_from"] == 0                                  # and native refuses it
+
+
 @pytest.mark.slow
-def test_animegan_landmark_variant_runs_through_the_dan(tmp_path, backbone):
-    torch.manual_seed(0)
-    dan = DAN(DANConfig(width=0.125))
-    for stage in dan.stages:
-        torch.nn.init.normal_(stage.out.weight, std=0.5)
-    dan.set_statistics(torch.rand(40, 2) * 60 + 26, torch.full((112, 112), 0.5), torch.full((112, 112), 0.25))
-    dan = FrozenDAN(dan)
+def test_animegan_landmark_variant_runs_through_the_dan(tmp_path, backbone, tiny_dan):
+    dan = tiny_dan(width=0.125, frozen=True)
     before = {k: v.clone() for k, v in dan.state_dict().items()}
     photos, style = _data()
-    cfg = TrainConfig("animegan", "landmark", _common(epochs=2), ANIME,
-                      {"weight": 0.5, "wing_w": 5.0, "wing_eps": 2.0, "reduction": "study"})
+    cfg = _cfg("animegan", "landmark", _common(epochs=2),
+               {"weight": 0.5, "wing_w": 5.0, "wing_eps": 2.0, "reduction": "study"})
     out = train_gan(cfg, photos, style, backbone, _outputs(tmp_path), dan=dan, progress=False)
     last = out["history"][-1]
     assert {"g_landmark", "g_gram", "g_color", "g_adv", "d_loss"} <= set(last)
@@ -101,26 +122,21 @@ def test_animegan_landmark_variant_runs_through_the_dan(tmp_path, backbone):
     assert config["generator"]["model"] == "animegan" and config["variant"] == "animegan-landmark"
 
 
-@pytest.mark.slow
-def _tiny_project(tmp_path, **common):
+def _tiny_project(project, dan, **common):
     """A project folder with tiny photos, style set and DAN, and params for a 1-epoch init + 1 adversarial epoch."""
     import pandas as pd
-    import yaml
 
-    from face2anime.dan.export import save_model
+    from face2anime.dan.model_dir import save_dan
     from face2anime.io import write_arrays
 
-    root = Path(__file__).resolve().parents[1]
-    project = yaml.safe_load((root / "params.yaml").read_text())
-    gan = project["gan"]
+    root, tmp_path = Path(__file__).resolve().parents[1], project.root
+    gan = project.params["gan"]
     gan["common"].update(image_size=SIZE, batch_size=2, epochs=2, init_epochs=1, samples=2, monitor_photos=2,
                          device="cpu", backbone={"name": "hed-vgg16", "layer": "conv2_2", "weights": None,
                                                  "activation": "pre", "allow_download": False})
     gan["common"].update(common)
     gan["cartoongan"] = CARTOON
-    # the adversarial stage records the photos' framing in config.json (face2anime convert frames faces so)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"gan": gan, "framing": project["framing"],
-                                                          "photo_landmarks": project["photo_landmarks"]}))
+    project.write_params()   # with framing and photo_landmarks: the adversarial stage records them in config.json
     rng = np.random.default_rng(0)
     ids = np.array(["a_0", "a_1", "a_2", "b_0"])
     write_arrays(tmp_path / "data/photos/crops.npz", photo_id=ids,
@@ -131,25 +147,18 @@ def _tiny_project(tmp_path, **common):
     anime = rng.integers(0, 256, (3, 112, 112, 3), dtype=np.uint8)
     write_arrays(tmp_path / "data/style/style.npz", face_id=np.array(["x", "y", "z"]), color=anime, smoothed=anime,
                  gray=anime[..., 0])
-    torch.manual_seed(0)
-    dan = DAN(DANConfig(width=0.125))
-    dan.set_statistics(torch.rand(40, 2) * 60 + 26, torch.full((112, 112), 0.5), torch.full((112, 112), 0.25))
-    save_model(tmp_path / "models/dan", dan, stages_trained=2)
+    save_dan(tmp_path / "models/dan", dan, stages_trained=2)
     return root
 
 
-def test_train_gan_stage_end_to_end(tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_train_gan_stage_end_to_end(tiny_project, tiny_dan, load_stage, monkeypatch):
     """The stage script on tiny files: outputs where dvc.yaml expects them; a re-run resumes with nothing to do."""
-    import importlib.util
-    from pathlib import Path
-
     from face2anime.gan.models import load_generator
 
-    root = _tiny_project(tmp_path)
-    spec = importlib.util.spec_from_file_location("train_gan_stage", root / "stages/train_gan.py")
-    stage = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(stage)
-    monkeypatch.chdir(tmp_path)
+    _tiny_project(tiny_project, tiny_dan(width=0.125))
+    stage = load_stage("train_gan")
+    monkeypatch.chdir(tiny_project.root)
     with pytest.raises(UserError, match="init_gan"):            # the adversarial stage needs the init first
         stage.main("cartoongan", "landmark")
     init = stage.main("cartoongan", None)
@@ -169,13 +178,15 @@ def test_train_gan_stage_end_to_end(tmp_path, monkeypatch):
     assert (v / "generator.safetensors").read_bytes() == first
 
 
-def test_stage_starts_its_own_ranks_and_fails_in_one_line(tmp_path):
+@pytest.mark.slow
+def test_stage_starts_its_own_ranks_and_fails_in_one_line(tiny_project, tiny_dan):
     """gan.common.processes: 2 -> the stage launches 2 DDP ranks of itself (no torchrun in dvc.yaml): one summary
     line from rank 0; a failure is one line too (no launcher traceback or failure report)."""
     import subprocess
     import sys
 
-    root = _tiny_project(tmp_path, processes=2, batch_size=2, init_batch_size=2)
+    root = _tiny_project(tiny_project, tiny_dan(width=0.125), processes=2, batch_size=2, init_batch_size=2)
+    tmp_path = tiny_project.root
     env = {**os.environ, "PYTHONPATH": str(root / "src"), "TQDM_DISABLE": "1"}
     for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(k, None)
@@ -204,12 +215,13 @@ def _photo_set(n=6):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model,arch", [("cartoongan", CARTOON), ("animegan", ANIME)])
-def test_short_init_lowers_pixel_mae_and_shares_are_logged(tmp_path, backbone, model, arch):
-    from face2anime.gan.train import build_model, reconstruction_mae
+@pytest.mark.parametrize("model", ["cartoongan", "animegan"])
+def test_short_init_lowers_pixel_mae_and_shares_are_logged(tmp_path, backbone, model):
+    from face2anime.gan.records import reconstruction_mae
+    from face2anime.gan.train import build_model
 
     photos, (_, style) = _photo_set(), _data()
-    cfg = TrainConfig(model, "base", _common(epochs=7, init_epochs=6, batch_size=3, lr_g_init=3e-3), arch, {})
+    cfg = _cfg(model, "base", _common(epochs=8, init_epochs=6, batch_size=3, lr_g_init=3e-3))
     untrained = reconstruction_mae(build_model(cfg, backbone, None, torch.device("cpu")).G.eval(), photos,
                                    torch.device("cpu"), 3)
     out = train_gan(cfg, photos, style, backbone, _outputs(tmp_path), progress=False)
@@ -217,15 +229,18 @@ def test_short_init_lowers_pixel_mae_and_shares_are_logged(tmp_path, backbone, m
     assert t["init_pixel_mae"] < 0.85 * untrained, (t["init_pixel_mae"], untrained)
     if model == "cartoongan":       # the pixel term is what brings the photo back: content alone gets less far
         common = _common(epochs=6, init_epochs=6, batch_size=3, lr_g_init=3e-3, init_weights={"con": 1.5, "pixel": 0.0})
-        content_only = train_gan(TrainConfig(model, "base", common, arch, {}), photos, style, backbone,
+        content_only = train_gan(_cfg(model, "base", common), photos, style, backbone,
                                  _outputs(tmp_path / "content_only"), progress=False)["training"]["init_pixel_mae"]
         assert t["init_pixel_mae"] < 0.85 * content_only, (t["init_pixel_mae"], content_only)
-    init, gan = out["history"][5], out["history"][-1]
+    init, first, gan = out["history"][5], out["history"][6], out["history"][-1]   # 6 init + 2 adversarial epochs
     assert init["phase"] == "init" and set(k for k in init if k.startswith("share_")) == {"share_con", "share_pixel"}
     expected = {"adv", "con"} | ({"gram", "color"} if model == "animegan" else set())
     assert {k[len("share_"):] for k in gan if k.startswith("share_")} == expected
     assert sum(v for k, v in gan.items() if k.startswith("share_")) == pytest.approx(1.0)
-    assert set(t["loss_shares_start"]) == expected and t["loss_shares_start"] == t["loss_shares_end"]
+    shares = lambda h: {k[len("share_"):]: v for k, v in h.items() if k.startswith("share_")}  # noqa: E731
+    # the summary's start and end are the first and the last adversarial epoch (two records, two values)
+    assert set(t["loss_shares_start"]) == expected and shares(first) != shares(gan)
+    assert t["loss_shares_start"] == shares(first) and t["loss_shares_end"] == shares(gan)
     live = json.loads((tmp_path / "live/metrics.json").read_text())
     assert {f"share_{k}" for k in expected} <= set(live)
     saved = json.loads((tmp_path / "model/training.json").read_text())

@@ -12,17 +12,28 @@ import yaml
 from _params import PARAMS, ROOT
 
 from face2anime.errors import UserError
-from face2anime.params import SECTIONS, load_all, load_settings
+from face2anime.params import SECTIONS
+from face2anime.settings import load_all, load_settings
 
 BASE = yaml.safe_load(PARAMS.read_text())
 
 
-def test_committed_params_validate_every_section():
+def test_committed_params_validate_every_section(tmp_path):
     sections = load_all(PARAMS)
     assert set(sections) == set(SECTIONS)
     for name in SECTIONS:
         assert load_settings(name, PARAMS) == sections[name]
-    assert sections["gan"].common.threads == 2 and sections["photo_landmarks"].max_pixels == 40_000_000
+    # the typed settings carry the given file's values, nested ones included: an edited copy reads back edited
+    data = copy.deepcopy(BASE)
+    data["gan"]["common"]["threads"] = BASE["gan"]["common"]["threads"] + 1
+    data["photo_landmarks"]["max_pixels"] = BASE["photo_landmarks"]["max_pixels"] + 1234
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(data))
+    edited = load_all(path)
+    assert edited["gan"].common.threads == BASE["gan"]["common"]["threads"] + 1
+    assert edited["photo_landmarks"].max_pixels == BASE["photo_landmarks"]["max_pixels"] + 1234
+    assert {name for name in SECTIONS if edited[name] != sections[name]} == {"photo_landmarks", "gan"}
+    assert load_settings("gan", path) == edited["gan"]
 
 
 def _set(data: dict, dotted: str, value) -> None:

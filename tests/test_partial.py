@@ -19,20 +19,19 @@ import pandas as pd
 import pytest
 import torch
 
-from face2anime.cli import prepare_outputs
-from face2anime.data.crops import check_crops_pair
+from face2anime.anime.crops import check_crops_pair
 from face2anime.errors import UserError
 from face2anime.io import SCRATCH, atomic_group, atomic_path, clean_stale_temps, write_arrays, write_json
+from face2anime.stage import prepare_outputs
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 
 
-def _project(tmp_path: Path) -> Path:
+@pytest.fixture
+def project(tiny_project) -> Path:
     """A tmp project: dvc.yaml marks its root (temps go to its scratch folder), params.yaml from the repo."""
-    shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
-    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
-    return tmp_path
+    return tiny_project.with_dvc_yaml().root
 
 
 def _env() -> dict:
@@ -68,8 +67,7 @@ def _kill_inside_write(target: Path, is_dir: bool) -> None:
 
 
 @pytest.mark.parametrize("is_dir", [False, True])
-def test_kill_inside_a_write_leaves_no_temp_in_the_output_folder_and_the_old_target(tmp_path, is_dir):
-    project = _project(tmp_path)
+def test_kill_inside_a_write_leaves_no_temp_in_the_output_folder_and_the_old_target(project, is_dir):
     out_dir = project / "data" / "photos"
     target = out_dir / ("crops" if is_dir else "crops.npz")
     if is_dir:
@@ -108,8 +106,7 @@ def test_outside_a_project_a_killed_write_leaves_a_hidden_sibling_that_the_next_
     assert [p.name for p in target.parent.iterdir()] == ["out.png"]
 
 
-def test_legacy_temps_inside_a_folder_output_are_removed_at_start(tmp_path):
-    project = _project(tmp_path)
+def test_legacy_temps_inside_a_folder_output_are_removed_at_start(project):
     out = project / "data" / "photos"
     out.mkdir(parents=True)
     (out / "crops.npz").write_text("data")
@@ -124,8 +121,7 @@ def test_legacy_temps_inside_a_folder_output_are_removed_at_start(tmp_path):
     assert [p.name for p in out.iterdir()] == ["crops.npz"]
 
 
-def test_a_replaced_file_or_folder_is_never_missing_nor_half_built(tmp_path):
-    project = _project(tmp_path)
+def test_a_replaced_file_or_folder_is_never_missing_nor_half_built(project):
     file_target, dir_target = project / "out" / "table.json", project / "out" / "folder"
     write_json(file_target, {"v": -1})
     with atomic_path(dir_target, is_dir=True) as tmp:
@@ -155,8 +151,7 @@ def test_a_replaced_file_or_folder_is_never_missing_nor_half_built(tmp_path):
     assert list((project / SCRATCH).iterdir()) == []
 
 
-def test_folder_publish_is_all_or_nothing(tmp_path):
-    project = _project(tmp_path)
+def test_folder_publish_is_all_or_nothing(project):
     target = project / "data" / "photos"
     with atomic_path(target, is_dir=True) as tmp:
         write_arrays(tmp / "crops.npz", face_id=np.array(["a"]))
@@ -207,8 +202,7 @@ def _anime_pair(project: Path, npz_ids: list[str], csv_ids: list[str]) -> None:
                   "character": "c"}).to_csv(project / "data/anime/crops.csv", index=False)
 
 
-def test_the_reader_of_the_anime_pair_refuses_a_mismatch(tmp_path):
-    project = _project(tmp_path)
+def test_the_reader_of_the_anime_pair_refuses_a_mismatch(project):
     _anime_pair(project, ["a", "b", "c"], ["a", "b", "x"])
     with pytest.raises(UserError, match=r"do not match \(first difference at row 2\).*re-run `dvc repro crop_anime`"):
         check_crops_pair(project / "data/anime/crops.npz", ["a", "b", "x"], project / "data/anime/crops.csv")
@@ -220,9 +214,8 @@ def test_the_reader_of_the_anime_pair_refuses_a_mismatch(tmp_path):
     assert not (project / "data/anime/split.csv").exists()
 
 
-def test_an_unwritable_output_folder_fails_in_one_line_before_any_work(tmp_path):
+def test_an_unwritable_output_folder_fails_in_one_line_before_any_work(project):
     """A file where the output folder should be: fails for every user, root included."""
-    project = _project(tmp_path)
     _anime_pair(project, ["a"], ["a"])
     (project / "metrics").write_text("not a folder")
     line = _one_line_error(_run_stage("split", project), "split")
@@ -231,8 +224,7 @@ def test_an_unwritable_output_folder_fails_in_one_line_before_any_work(tmp_path)
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root ignores permission bits")
-def test_a_read_only_output_folder_fails_in_one_line_before_any_work(tmp_path):
-    project = _project(tmp_path)
+def test_a_read_only_output_folder_fails_in_one_line_before_any_work(project):
     _anime_pair(project, ["a"], ["a"])
     (project / "data/anime").chmod(0o555)
     try:
@@ -244,10 +236,9 @@ def test_a_read_only_output_folder_fails_in_one_line_before_any_work(tmp_path):
 
 
 @pytest.mark.slow
-def test_kill_9_of_detect_photos_while_it_writes_leaves_the_old_pair_and_no_temp(tmp_path):
+def test_kill_9_of_detect_photos_while_it_writes_leaves_the_old_pair_and_no_temp(project):
     """A real detect_photos run (the dlib half of the photo side, demo portraits) killed as soon as its
     views.npz temp appears: the old views.npz + photos.parquet pair stays, no temp is left in an output."""
-    project = _project(tmp_path)
     out = project / "data/photo_views"
     out.mkdir(parents=True)
     (out / "views.npz").write_text("old npz")
@@ -290,85 +281,123 @@ def _corruptions(path: Path):
             ("truncated", lambda: path.write_bytes(good[: len(good) // 2]))]
 
 
-def _tiny_dan(width=0.0625):
-    from face2anime.dan.model import DAN, DANConfig
-
-    model = DAN(DANConfig(width=width, n_stages=2))
-    model.set_statistics(np.full((40, 2), 56.0), np.full((112, 112), 0.5), np.full((112, 112), 0.25))
-    return model
-
-
-def test_a_corrupt_dan_checkpoint_is_named_with_what_to_do(tmp_path):
+def test_a_corrupt_or_foreign_dan_checkpoint_is_named_with_what_to_do(tmp_path):
     from face2anime.dan.data import AnimeData, FaceSet
-    from face2anime.dan.train import CHECKPOINT, TrainSettings, train_dan
+    from face2anime.dan.train import train_dan
     from face2anime.params import DanParams
 
     rng = np.random.default_rng(0)
     faces = lambda n: FaceSet(rng.integers(0, 255, (n, 112, 112), dtype=np.uint8),  # noqa: E731
                               rng.uniform(20, 90, (n, 40, 2)).astype(np.float32), np.array([f"f{i}" for i in range(n)]))
     data = AnimeData(splits={"train": faces(4), "val": faces(2), "test": faces(2)}, skipped={}, digest="synthetic")
-    params = {"width": 0.0625, "dropout": 0.0, "n_stages": 2, "batch_size": 2, "lr": [1e-3, 1e-3], "weight_decay": 0.0,
-              "schedule": "plateau", "max_epochs": [1, 1], "lr_final": 0.01, "patience": [5, 5], "min_delta": 0.0,
-              "passes": 1, "seed": 0, "stage_init": "previous", "mirror_average": True, "lr_patience": 1, "lr_factor": 0.5,
-              "augment": {"mirror": False, "rotate_deg": 0.0, "scale": 0.0, "translate_px": 0.0,
-                          "brightness": 0.0, "contrast": 0.0}}
-    ckpt = tmp_path / "ck" / CHECKPOINT
-    ckpt.parent.mkdir()
-    torch.save({"fingerprint": "x", "model": {"w": torch.zeros(3)}}, ckpt)
-    for label, corrupt in [*_corruptions(ckpt), ("not a dict", lambda: torch.save([1, 2], ckpt))]:
-        corrupt()
-        with pytest.raises(UserError, match=rf"checkpoint {re.escape(str(ckpt))} .*delete it to start over") as err:
-            settings = TrainSettings.from_params(DanParams.model_validate({"device": "cpu", "threads": 0, **params}))
-            train_dan(data, settings, params, tmp_path / "ck", torch.device("cpu"))
+    params = DanParams.model_validate({
+        "device": "cpu", "threads": 0, "width": 0.0625, "dropout": 0.0, "n_stages": 2, "batch_size": 2,
+        "lr": [1e-3, 1e-3], "weight_decay": 0.0, "schedule": "plateau", "max_epochs": [1, 1], "lr_final": 0.01,
+        "patience": [5, 5], "min_delta": 0.0, "passes": 1, "seed": 0, "stage_init": "previous", "mirror_average": True,
+        "lr_patience": 1, "lr_factor": 0.5,
+        "augment": {"mirror": False, "rotate_deg": 0.0, "scale": 0.0, "translate_px": 0.0, "brightness": 0.0,
+                    "contrast": 0.0}})
+    resume = lambda: train_dan(data, params, tmp_path / "ck", torch.device("cpu"), stop_after_epochs=0)  # noqa: E731
+    train_dan(data, params, tmp_path / "ck", torch.device("cpu"), stop_after_epochs=1)
+    latest = tmp_path / "ck" / "latest"
+    assert resume().resumed_from == (1, 1)
+    for name in ("state.json", "model.safetensors", "best_model.safetensors", "optim.pt"):
+        backup = (latest / name).read_bytes()
+        for label, corrupt in _corruptions(latest / name):
+            corrupt()
+            with pytest.raises(UserError, match=rf"checkpoint {re.escape(str(latest / name))} is corrupt") as err:
+                resume()
+            assert "\n" not in str(err.value) and f"delete {latest} to start over" in str(err.value), (name, label)
+        (latest / name).write_bytes(backup)
+    # readable files that do not fit this DAN: another model's weights, a progress record from another trainer
+    state = json.loads((latest / "state.json").read_text())
+    for label, broken in [("no progress", {**state, "progress": None}),
+                          ("foreign progress", {**state, "progress": {"epoch": 3}}),
+                          ("not an object", [1, 2])]:
+        (latest / "state.json").write_text(json.dumps(broken))
+        with pytest.raises(UserError, match=rf"checkpoint {re.escape(str(latest))}.* is corrupt or from another model"
+                                            r".*to start over") as err:
+            resume()
         assert "\n" not in str(err.value), label
+    (latest / "state.json").write_text(json.dumps(state))
+    from safetensors.torch import save_file
+    save_file({"w": torch.zeros(3)}, str(latest / "model.safetensors"))
+    with pytest.raises(UserError, match=rf"checkpoint {re.escape(str(latest))} is corrupt or from another model"):
+        resume()
 
 
 def test_a_corrupt_or_foreign_gan_checkpoint_is_named_with_what_to_do(tmp_path):
-    from face2anime.gan.models import build_discriminator, build_generator
-    from face2anime.gan.train import load_checkpoint, save_checkpoint
+    from safetensors.torch import save_file
 
-    def models(model):
-        g = build_generator({"model": model, "width": 4, "blocks": 1, "upsample": "resize", "expansion": 2})
-        d = build_discriminator({"model": model, "width": 4, "stages": 2, "spectral_norm": False})
-        return g, d, torch.optim.Adam(g.parameters()), torch.optim.Adam(d.parameters())
+    from face2anime.gan.backbone import load_backbone
+    from face2anime.gan.data import StyleSet, TrainPhotos
+    from face2anime.gan.models import build_generator
+    from face2anime.gan.train import Outputs, TrainConfig, train_gan
 
-    g, d, og, od = models("cartoongan")
-    save_checkpoint(tmp_path, 3, "fp", g, d, og, od, history=[])
-    assert load_checkpoint(tmp_path, "fp", *models("cartoongan"), torch.device("cpu"))[0] == 3
-    with pytest.raises(UserError, match=r"generator.safetensors is corrupt or from another model .*delete .*latest"):
-        load_checkpoint(tmp_path, "fp", *models("animegan"), torch.device("cpu"))  # the wrong model
-    latest = tmp_path / "latest"
+    from _params import gan_settings
+
+    g = torch.Generator().manual_seed(0)
+    photos = TrainPhotos(np.array(["p0", "p1"]), torch.rand(2, 3, 16, 16, generator=g) * 2 - 1, torch.rand(2, 40, 2) * 112)
+    style = StyleSet(*(torch.rand(2, 3, 16, 16, generator=g) * 2 - 1 for _ in range(3)))
+    tiny = {"generator": {"width": 4, "blocks": 1, "upsample": "resize"}, "discriminator": {"width": 4},
+            "weights": {"adv": 1.0, "con": 1.0}}
+    out, backbone = Outputs(tmp_path / "ck", None, None, tmp_path / "model"), load_backbone("hed-vgg16", "conv1_2")
+
+    def run(epochs):
+        common = gan_settings("common", image_size=16, batch_size=2, init_batch_size=2, epochs=epochs, init_epochs=1,
+                              device="cpu")
+        cfg = TrainConfig("cartoongan", "base", common, gan_settings("cartoongan", **tiny), gan_settings("landmark"))
+        return train_gan(cfg, photos, style, backbone, out, progress=False)
+
+    run(1)
+    assert run(2)["resumed_from"] == 1
+    latest = tmp_path / "ck" / "latest"
+    backup = (latest / "generator.safetensors").read_bytes()
+    anime = gan_settings("animegan").generator
+    save_file({k: v.contiguous() for k, v in build_generator(anime).state_dict().items()},
+              str(latest / "generator.safetensors"))                                # another model's weights
+    with pytest.raises(UserError, match=rf"checkpoint {re.escape(str(latest))} is corrupt or from another model "
+                                        r"\(.*CartoonGenerator.*\): delete .*latest to start over") as err:
+        run(3)
+    assert "\n" not in str(err.value)
+    (latest / "generator.safetensors").write_bytes(backup)
     for name in ("generator.safetensors", "discriminator.safetensors", "optim.pt", "state.json"):
         backup = (latest / name).read_bytes()
         for label, corrupt in _corruptions(latest / name):
             corrupt()
             with pytest.raises(UserError, match=rf"checkpoint {re.escape(str(latest / name))} is corrupt") as err:
-                load_checkpoint(tmp_path, "fp", *models("cartoongan"), torch.device("cpu"))
+                run(3)
             assert "\n" not in str(err.value) and "to start over" in str(err.value), (name, label)
         (latest / name).write_bytes(backup)
 
 
-def test_a_corrupt_or_foreign_model_folder_says_which_stage_to_rerun(tmp_path):
-    from face2anime.dan.export import load_model, save_model
-    from face2anime.gan.models import build_generator, load_generator, save_generator
+def test_a_corrupt_or_foreign_model_folder_says_which_stage_to_rerun(tmp_path, tiny_dan):
+    from face2anime.dan.model_dir import load_dan, save_dan
+    from face2anime.gan.models import build_generator, generator_record, load_generator, save_generator
+    from face2anime.params import CartoonGeneratorParams
 
-    save_model(tmp_path / "dan", _tiny_dan(), stages_trained=2)
-    save_model(tmp_path / "wide", _tiny_dan(width=0.125), stages_trained=2)
+    save_dan(tmp_path / "dan", tiny_dan(), stages_trained=2)
+    save_dan(tmp_path / "wide", tiny_dan(width=0.125), stages_trained=2)
     weights = tmp_path / "dan" / "dan.safetensors"
     shutil.copy(tmp_path / "wide" / "dan.safetensors", weights)  # the wrong model's weights
     with pytest.raises(UserError, match=r"does not match .*config.json .*re-run `dvc repro train_dan`"):
-        load_model(tmp_path / "dan")
+        load_dan(tmp_path / "dan")
     for label, corrupt in _corruptions(weights):
         corrupt()
         with pytest.raises(UserError, match=rf"DAN weights {re.escape(str(weights))} are corrupt.*re-run `dvc repro train_dan`") as err:
-            load_model(tmp_path / "dan")
+            load_dan(tmp_path / "dan")
         assert "\n" not in str(err.value), label
     (tmp_path / "dan" / "config.json").write_text("{not json")
     with pytest.raises(UserError, match=r"DAN config .*config.json is unreadable"):
-        load_model(tmp_path / "dan")
+        load_dan(tmp_path / "dan")
+    save_dan(tmp_path / "dan", tiny_dan(), stages_trained=2)
+    (tmp_path / "dan" / "config.json").write_text('{"generator": {"model": "cartoongan"}}')  # a GAN's config
+    with pytest.raises(UserError, match=r"DAN config .*config.json is not a DAN config .*re-run `dvc repro train_dan`"):
+        load_dan(tmp_path / "dan")
 
-    cfg = {"model": "cartoongan", "width": 4, "blocks": 1, "upsample": "resize"}
-    save_generator(tmp_path / "gen", build_generator(cfg), {"generator": cfg})
+    g = CartoonGeneratorParams(width=4, blocks=1, upsample="resize")
+    cfg = generator_record("cartoongan", g)
+    save_generator(tmp_path / "gen", build_generator(g), {"generator": cfg})
     other = {**cfg, "width": 8}
     (tmp_path / "gen" / "config.json").write_text(json.dumps({"generator": other}))
     with pytest.raises(UserError, match=r"generator.safetensors does not match .*dvc repro train_gan"):

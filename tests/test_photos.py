@@ -4,7 +4,6 @@ unless auto) and accuracy against HELEN's human annotations."""
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import subprocess
 import sys
@@ -16,13 +15,14 @@ import pytest
 import yaml
 from PIL import Image
 
-from face2anime.data.photo_crops import SIZE, auto_lid_shift, crop_views, eye_opening
-from face2anime.data.photos import (Jitter, PhotoSkip, View, demo_photos, list_photos, load_photo, make_views,
-                                    render_view, split_by_photo, view_matrix, view_points)
 from face2anime.errors import UserError
 from face2anime.landmarks.dlib68 import Detection, DlibLandmarker, NoFace, choose_face
 from face2anime.landmarks.framing import Framing, crop_image
 from face2anime.landmarks.schema import FACE40, FACE40_LOWER_LIDS, IBUG68, dlib_to_face40, flip_points
+from face2anime.photos.crops import SIZE, auto_lid_shift, crop_views, eye_opening
+from face2anime.photos.files import PhotoSkip, demo_photos, list_photos, load_photo
+from face2anime.photos.split import split_by_photo
+from face2anime.photos.views import Jitter, View, make_views, render_view, view_matrix, view_points
 
 ROOT = Path(__file__).resolve().parents[1]
 HELEN = ROOT.parent / "shared" / "data" / "photos68_helen_test"
@@ -257,18 +257,10 @@ def test_auto_lid_shift_matches_the_anime_eye_opening(demo, landmarker):
 
 
 # ---------------------------------------------------------------- the stage, end to end
-def _load_stage(name: str = "photo_landmarks"):
-    spec = importlib.util.spec_from_file_location(f"{name}_stage", ROOT / "stages" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def _stage_dir(tmp_path: Path, demo: dict, **overrides) -> Path:
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["photo_landmarks"].update({"source": "folder", "photos_dir": "photos", "variants": 2,
-                                      "large_size": 128, **overrides})
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+def _stage_dir(project, demo: dict, **overrides) -> Path:
+    project.set("photo_landmarks", **{"source": "folder", "photos_dir": "photos", "variants": 2, "large_size": 128,
+                                      **overrides})
+    tmp_path = project.root
     photos = tmp_path / "photos"
     (photos / "sub").mkdir(parents=True)
     Image.fromarray(demo["grace_hopper"]).save(photos / "hopper.jpg", quality=92)
@@ -286,12 +278,12 @@ def _stage_dir(tmp_path: Path, demo: dict, **overrides) -> Path:
 
 
 @pytest.mark.slow
-def test_stage_end_to_end(tmp_path, demo, monkeypatch):
+def test_stage_end_to_end(tiny_project, load_stage, demo, monkeypatch):
     from face2anime.io import read_arrays, read_table, write_arrays
 
-    root = _stage_dir(tmp_path, demo, lower_lid_shift="auto")
+    root = _stage_dir(tiny_project, demo, lower_lid_shift="auto")
     monkeypatch.chdir(root)
-    detect, stage = _load_stage("detect_photos"), _load_stage()
+    detect, stage = load_stage("detect_photos"), load_stage("photo_landmarks")
     with pytest.raises(UserError, match="run `dvc repro detect_photos` first"):
         stage.main()
     assert "3/6 photos with a face (3 skipped), 9 crop views" in detect.main()  # no anime data needed
@@ -333,9 +325,7 @@ def test_stage_end_to_end(tmp_path, demo, monkeypatch):
     assert all((root / p).read_bytes() == b for p, b in first.items())  # deterministic
 
     # a numeric lid shift: the targets ignore the anime crops, so an anime change leaves data/photos as it was
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params["photo_landmarks"]["lower_lid_shift"] = 8.8
-    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    tiny_project.set("photo_landmarks", lower_lid_shift=8.8)
     stage.main()
     before = {p: (root / p).read_bytes() for p in ("data/photos/crops.npz", "data/photos/photos.csv")}
     write_arrays(root / "data/anime/crops.npz", face_id=np.array(["f0"]),
@@ -345,8 +335,9 @@ def test_stage_end_to_end(tmp_path, demo, monkeypatch):
     assert yaml.safe_load((root / "metrics/photos.json").read_text())["anime_faces_compared"] == 1
 
 
-def test_stage_errors_are_one_line(tmp_path, demo):
-    root = _stage_dir(tmp_path, demo, photos_dir="missing")
+def test_stage_errors_are_one_line(tiny_project, demo):
+    root = _stage_dir(tiny_project, demo, photos_dir="missing")
+    tmp_path = tiny_project.root
     for stage, message in (("detect_photos", "missing does not exist"), ("photo_landmarks", "run `dvc repro detect_photos`")):
         proc = subprocess.run([sys.executable, str(ROOT / f"stages/{stage}.py")], cwd=root,
                               capture_output=True, text=True, timeout=120)

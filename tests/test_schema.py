@@ -34,13 +34,17 @@ def test_dlib_mapping_commutes_with_mirroring(mapping):
     np.testing.assert_allclose(mapped_then_flipped, flipped_then_mapped)
 
 
-def test_study_mapping_is_not_flip_consistent():
-    """The study's list is kept for reproduction only: it is known not to be semantically aligned."""
+def test_study_mapping_is_flip_consistent_except_at_the_eyes():
+    """The study's list is kept for reproduction only: it is known not to be semantically aligned. Its eye
+    points follow dlib's order (corner, two upper, corner, two lower) where hysts' has three upper and three
+    lower, so exactly the 12 eye points fail to commute with mirroring; contour, brows, nose and its (all
+    lower-lip) mouth points still do."""
     rng = np.random.default_rng(0)
-    pts68 = rng.uniform(0, 100, size=(1, 68, 2))
+    pts68 = rng.uniform(0, 100, size=(3, 68, 2))
     a = s.flip_points(s.dlib_to_face40(pts68, "study"), s.FACE40, 100)
     b = s.dlib_to_face40(s.flip_points(pts68, s.IBUG68, 100), "study")
-    assert not np.allclose(a, b)
+    inconsistent = np.flatnonzero(~np.isclose(a, b).all(axis=(0, 2)))
+    assert inconsistent.tolist() == list(s.FACE40_EYES)
 
 
 def test_anime_mapping_commutes_with_mirroring():

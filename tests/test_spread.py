@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-from face2anime.ci_compare import parse_gates
-
-ROOT = Path(__file__).resolve().parents[1]
+from ci_compare import parse_gates
 
 
 @pytest.fixture(scope="module")
 def spread():
-    spec = importlib.util.spec_from_file_location("measure_spread", ROOT / "scripts" / "measure_spread.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["measure_spread"] = module   # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    import measure_spread   # scripts/ is on sys.path (conftest.py), as it is when the script runs
+
+    return measure_spread
 
 
 def test_trained_stages_follow_the_pipeline_order(spread):

@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 import torch
 
-from face2anime.data.images import LUMA, to_gray
-from face2anime.data.photo_input import load_photo_crops
-from face2anime.data.tensors import luma, to_tensor, to_uint8
 from face2anime.errors import UserError
+from face2anime.imaging.images import LUMA, to_gray
+from face2anime.imaging.tensors import luma, to_tensor, to_uint8
 from face2anime.io import write_arrays
+from face2anime.photos.read import load_photo_crops
 
 RNG = np.random.default_rng(3)
 

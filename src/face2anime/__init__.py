@@ -9,17 +9,19 @@ lets the GANs autocast to bf16 on CPUs with native bf16: ~1.8x faster, different
 See docs/reproducibility.md.
 
 Package layering (`LAYERS`, checked by tests/test_layers.py): a module may import the core (the top-level
-modules: errors, io, params, cli, assets, device, ci_compare), its own package and packages of a LOWER
-layer, never a higher or same-layer one. `landmarks` (point layouts, framing, dlib, contour search) is the
-base; `viz` draws them; `data` builds the data sets (and holds the image/tensor conventions); `metrics`
-and `detect` measure and find; `dan` and then `gan` train; `convert` and `demo` are applications.
+modules: errors, io, params, settings, param_errors, runtime, stage, assets, device, training), its own
+package and packages of a LOWER layer, never a higher or same-layer one. The rooms follow the pipeline:
+`landmarks` (point layouts, framing, dlib, contour search) and `imaging` (the one grayscale, the one
+uint8 <-> tensor pair) are the base; `viz` draws; `anime` (frames, anime detection, the 40-point table,
+crops, split, style set) and `photos` (photo files, dlib crop views, the photo set) build the two data
+sides; `metrics` evaluates; `dan` and then `gan` train; `convert` and `demo` are applications.
 """
 
 import os
 
 __version__ = "0.1.0"
 
-LAYERS = {"landmarks": 1, "viz": 2, "data": 3, "metrics": 4, "detect": 4, "dan": 5, "gan": 6,
+LAYERS = {"landmarks": 1, "imaging": 1, "viz": 2, "anime": 3, "photos": 3, "metrics": 4, "dan": 5, "gan": 6,
           "convert": 7, "demo": 7}
 
 PORTABLE_CPU_MATH = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2"}

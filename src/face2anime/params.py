@@ -1,24 +1,18 @@
-"""Typed `params.yaml`: one pydantic model per section, checked at the stage boundary; and the one seeding.
+"""Typed `params.yaml`: one pydantic model per section (the schema only).
 
 params.yaml is the only source of values: no field here has a default. Types, ranges and choices are
-declared once, here; `load_settings` turns any failure into one line naming the file, the dotted key, the
-bad value and what is allowed (params.yaml itself documents what each key does).
+declared once, here. Reading the file is `settings.py` (`load_settings`), turning a validation failure into
+one line is `param_errors.py`, seeding and threads are `runtime.py`: each stage depends on the schema, but
+only the stages that seed or set threads depend on the runtime module.
 """
 
 from __future__ import annotations
 
-import os
-import random
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
+from typing import Annotated, Literal
 
-import annotated_types as at
 import numpy as np
-import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
-from pydantic.fields import FieldInfo
-
-from face2anime.errors import UserError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 PARAMS_FILE = Path("params.yaml")
 
@@ -216,7 +210,7 @@ class DanParams(_Section):
     lr_factor: Annotated[float, Field(gt=0, lt=1)]
     passes: Count
     augment: DanAugmentParams
-    mirror_average: bool
+    mirror_average: Bool
 
     @model_validator(mode="after")
     def _per_stage(self) -> DanParams:
@@ -469,240 +463,3 @@ SECTIONS: dict[str, type[_Section]] = {
     "prepare_style": PrepareStyleParams, "gan": GanParams, "eval_gan": EvalGanParams, "report": ReportParams,
     "convert": ConvertParams,
 }
-M = TypeVar("M", bound=BaseModel)
-
-
-# ---------------------------------------------------------------------------------------------- loading
-class _StrictLoader(yaml.SafeLoader):
-    """YAML's safe loader, but a key given twice in one mapping is an error (PyYAML keeps the last one
-    silently, and DVC refuses the file: either way the value a user edited may not be the one used)."""
-
-
-def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    seen: dict[Any, yaml.Node] = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r} (first at line "
-                                                    f"{seen[key].start_mark.line + 1})", key_node.start_mark)
-        seen[key] = key_node
-    return loader.construct_mapping(node, deep=deep)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
-
-
-def read_params_file(path: Path | str = PARAMS_FILE) -> dict[str, Any]:
-    """The raw YAML mapping; a missing file, a syntax error or a duplicate key is a one-line UserError."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path} not found: run stages from the project root")
-    try:
-        data = yaml.load(path.read_text(), Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise UserError(f"{path}: YAML syntax error{where}: {problem}") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise UserError(f"cannot read {path}: {err}") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: must be a mapping of sections, got {type(data).__name__}")
-    return data
-
-
-def load_params(section: str | None = None, path: Path | str = PARAMS_FILE) -> Any:
-    """The raw (unchecked) file or one section of it: for scripts and benchmarks; stages use load_settings."""
-    data = read_params_file(path)
-    if section is None:
-        return data
-    if section not in data:
-        raise UserError(f"{path}: {section}: missing")
-    return data[section]
-
-
-def load_settings(section: str, path: Path | str = PARAMS_FILE) -> Any:
-    """One section of the params file, checked against its model (e.g. `load_settings("dan") -> DanParams`)."""
-    if section not in SECTIONS:
-        raise UserError(f"{path}: {section}: unknown section; known: {', '.join(SECTIONS)}")
-    data = read_params_file(path)
-    if section not in data:
-        raise UserError(f"{path}: {section}: missing")
-    return validate(SECTIONS[section], data[section], str(path), section)
-
-
-def load_all(path: Path | str = PARAMS_FILE) -> dict[str, _Section]:
-    """Every section of the file checked; unknown sections and every bad key reported in one line."""
-    data = read_params_file(path)
-    problems = [f"{k}: unknown section" for k in data if k not in SECTIONS]
-    problems += [f"{k}: missing" for k in SECTIONS if k not in data]
-    out: dict[str, _Section] = {}
-    for name, model in SECTIONS.items():
-        if name not in data:
-            continue
-        try:
-            out[name] = model.model_validate(data[name])
-        except ValidationError as err:
-            problems += _problems(err, model, name)
-    if problems:
-        raise UserError(f"{path}: " + "; ".join(problems))
-    return out
-
-
-def validate(model: type[M], data: Any, source: str, prefix: str) -> M:
-    """`data` checked against `model`; failures -> one-line UserError '<source>: <prefix>.<key> = <value>: <rule>'."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as err:
-        raise UserError(f"{source}: " + "; ".join(_problems(err, model, prefix))) from None
-
-
-def _problems(err: ValidationError, model: type[BaseModel], prefix: str) -> list[str]:
-    """One phrase per bad key; errors of one key from the members of a union are joined with 'or'."""
-    by_key: dict[str, list[str]] = {}
-    values: dict[str, Any] = {}
-    for e in err.errors(include_url=False):
-        key, field = _key(model, e["loc"], prefix)
-        if e["type"] == "missing":
-            by_key.setdefault(f"{key}: missing", [])
-            continue
-        if e["type"] == "extra_forbidden":
-            by_key.setdefault(f"{key}: unknown key", [])
-            continue
-        if not e["loc"] or e["type"] == "value_error" and _is_model_level(model, e["loc"]):
-            by_key.setdefault(f"{key}: {_message(e, None)}", [])
-            continue
-        values.setdefault(key, e.get("input"))
-        msg = _message(e, field)
-        msgs = by_key.setdefault(key, [])
-        if msg not in msgs:
-            msgs.append(msg)
-    lines = []
-    for key, msgs in by_key.items():
-        if not msgs:
-            lines.append(key)
-            continue
-        text = msgs[0] + "".join(" or " + m.removeprefix("must be ") for m in msgs[1:])
-        lines.append(f"{key} = {_show(values.get(key))}: {text}")
-    return lines
-
-
-def _is_model_level(model: type[BaseModel], loc: tuple) -> bool:
-    """Whether `loc` ends at a nested model (a model_validator's error), not at a field value."""
-    cls: Any = model
-    for part in loc:
-        fields = getattr(cls, "model_fields", None)
-        if not fields or part not in fields:
-            return False
-        cls = _model_of(fields[part].annotation)
-        if cls is None:
-            return False
-    return True
-
-
-def _model_of(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    return None
-
-
-def _key(model: type[BaseModel], loc: tuple, prefix: str) -> tuple[str, Any]:
-    """Dotted key of an error location (union member tags dropped) and the field it ends at."""
-    key, cls, field = prefix, model, None
-    for part in loc:
-        fields = getattr(cls, "model_fields", None) if cls is not None else None
-        if isinstance(part, int):
-            key += f"[{part}]"
-            field, cls = _item_field(field), None
-        elif fields and part in fields:
-            field = fields[part]
-            key = f"{key}.{part}" if key else str(part)
-            cls = _model_of(field.annotation)
-        elif cls is None or fields:
-            if fields is not None and cls is not None and part not in fields:
-                key = f"{key}.{part}" if key else str(part)   # an unknown key
-                cls = None
-            # else: a union member's tag (e.g. 'int', "literal['model']"): not part of the key
-    return key, field
-
-
-def _item_field(field: Any) -> Any:
-    """The field of one item of a list field (its type and range), so `lr[0] = -1` says the item's rule."""
-    args = get_args(field.annotation) if field is not None and get_origin(field.annotation) is list else ()
-    return FieldInfo.from_annotation(args[0]) if args else None
-
-
-def _bounds(metadata: list) -> str:
-    parts = []
-    for m in metadata:
-        for attr, op in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
-            if isinstance(m, getattr(at, attr.capitalize())):
-                parts.append(f"{op} {getattr(m, attr)}")
-    return " and ".join(parts)
-
-
-def _base_type(field: Any) -> type | None:
-    ann = field.annotation
-    if get_origin(ann) is Annotated:
-        ann = get_args(ann)[0]
-    return ann if ann in (int, float) else None
-
-
-_TYPE_PHRASES = {"int": "an integer", "float": "a number", "bool": "true or false", "string": "text",
-                 "list": "a list", "tuple": "a list", "dict": "a mapping of keys", "model": "a mapping of keys"}
-_RANGE = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
-
-
-def _message(e: dict, field: Any) -> str:
-    """'must be ...' for one pydantic error; a plain field's type and range are said together."""
-    kind, ctx = e["type"], e.get("ctx", {})
-    base = _base_type(field) if field is not None else None
-    family = kind.split("_")[0]
-    if base is not None and (family in ("int", "float") or kind in _RANGE):
-        bounds = _bounds(field.metadata)
-        return f"must be {'an integer' if base is int else 'a number'}" + (f" {bounds}" if bounds else "")
-    if kind in _RANGE:
-        what = "an integer" if isinstance(e.get("input"), int) else "a number"
-        return f"must be {what} {_RANGE[kind]} {next(iter(ctx.values()))}"
-    if kind == "literal_error":
-        return f"must be {ctx['expected']}"
-    if kind == "value_error":
-        return str(ctx.get("error", e["msg"])).removeprefix("Value error, ")
-    if kind in ("too_short", "too_long"):
-        return e["msg"].replace("Value should", "must").replace("List should", "must").replace(
-            "Tuple should", "must")
-    if kind == "model_type" or kind == "model_attributes_type" or kind == "dict_type":
-        return "must be a mapping of keys"
-    for name, phrase in _TYPE_PHRASES.items():
-        if kind.startswith(name):
-            return f"must be {phrase}"
-    return e["msg"][0].lower() + e["msg"][1:]
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-# ---------------------------------------------------------------------------------------------- runtime
-def set_threads(threads: int) -> None:
-    """The one meaning of every `threads` param: torch CPU threads; 0 = torch's default."""
-    if threads > 0:
-        import torch
-
-        torch.set_num_threads(threads)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch, and make torch pick deterministic kernels on CPU."""
-    random.seed(seed)
-    np.random.seed(seed)
-    os.environ.setdefault("PYTHONHASHSEED", str(seed))
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a hard dependency
-        return
-    torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)

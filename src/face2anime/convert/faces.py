@@ -13,9 +13,9 @@ import numpy as np
 
 from face2anime.convert.model import TrainedModel
 from face2anime.convert.settings import ConvertSettings
-from face2anime.data.photo_crops import SIZE, face_square
 from face2anime.landmarks.dlib68 import DlibLandmarker
 from face2anime.landmarks.framing import crop_image
+from face2anime.photos.crops import SIZE, face_square
 
 
 @dataclass(frozen=True)

@@ -10,16 +10,27 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict
 
 from face2anime.convert.settings import FROM_MODEL, REPO_ROOT, ConvertSettings
 from face2anime.errors import UserError
+from face2anime.gan.models import GeneratorSettings, generator_settings
 from face2anime.landmarks.framing import Framing
 from face2anime.landmarks.schema import DLIB_MAPPINGS
-from face2anime.params import validate
+from face2anime.params import GanCommonParams
+from face2anime.settings import validate
 
 VARIANTS_DIR = Path("models/gan")
 DETECTION_KEYS = ("detector", "upsample", "det_threshold", "max_side")
+
+
+class _TrainedSize(BaseModel):
+    """config.json's training size, under the rule `gan.common.image_size` was checked by."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    image_size: Annotated[int, GanCommonParams.model_fields["image_size"]]
 
 
 @dataclass(frozen=True)
@@ -28,13 +39,11 @@ class TrainedModel:
 
     path: Path
     config: dict[str, Any]
+    generator: GeneratorSettings   # config.json's "generator" record, typed (`gan.models.generator_settings`)
+    image_size: int
     framing: Framing
     mapping: str
     detection: dict[str, Any]   # detector, upsample, det_threshold, max_side as in training
-
-    @property
-    def image_size(self) -> int:
-        return int(self.config["image_size"])
 
     @property
     def name(self) -> str:
@@ -82,8 +91,10 @@ def read_model(model: str | Path) -> TrainedModel:
     if "framing" not in cfg or not isinstance(lm, dict) or any(k not in lm for k in ("mapping", *DETECTION_KEYS)):
         raise UserError(f"{cfg_path} does not record how its training faces were framed (keys 'framing', "
                         "'photo_landmarks'): it predates `face2anime convert`; re-run `dvc repro` to rewrite it")
+    generator = generator_settings(cfg["generator"], str(cfg_path))
+    size = validate(_TrainedSize, cfg, str(cfg_path), "").image_size
     framing = validate(Framing, cfg["framing"], str(cfg_path), "framing")
     if lm["mapping"] not in DLIB_MAPPINGS:
         raise UserError(f"{cfg_path}: unknown landmark mapping {lm['mapping']!r}")
-    return TrainedModel(path=path, config=cfg, framing=framing, mapping=str(lm["mapping"]),
-                        detection={k: lm[k] for k in DETECTION_KEYS})
+    return TrainedModel(path=path, config=cfg, generator=generator, image_size=size, framing=framing,
+                        mapping=str(lm["mapping"]), detection={k: lm[k] for k in DETECTION_KEYS})

@@ -28,11 +28,11 @@ from face2anime.convert.report import CONVERTED, COPIED, FAILED, NO_FACE, SKIPPE
 from face2anime.convert.settings import ConvertSettings, load_settings
 from face2anime.convert.stylize import Stylizer
 from face2anime.convert.video import VideoReader, VideoSink, VideoSkip, add_audio
-from face2anime.data.photos import PhotoSkip, load_photo
 from face2anime.device import resolve_device
 from face2anime.errors import UserError
 from face2anime.io import atomic_path, write_image
-from face2anime.params import set_threads
+from face2anime.photos.files import PhotoSkip, load_photo
+from face2anime.runtime import set_threads
 
 QUALITY_FLAGS = {".jpg": "IMWRITE_JPEG_QUALITY", ".jpeg": "IMWRITE_JPEG_QUALITY", ".webp": "IMWRITE_WEBP_QUALITY"}
 

@@ -13,7 +13,8 @@ from typing import Any, get_args
 import yaml
 
 from face2anime.errors import UserError
-from face2anime.params import ConvertParams, read_params_file, validate
+from face2anime.params import ConvertParams
+from face2anime.settings import read_params_file, validate
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 SECTION = "convert"

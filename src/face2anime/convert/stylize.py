@@ -1,6 +1,6 @@
 """The generator applied to face crops: uint8 RGB in, uint8 RGB out, in batches, on the chosen device.
 
-The pixel conversions are the training's own (`data.tensors.to_tensor` / `to_uint8`), so a crop meets the
+The pixel conversions are the training's own (`imaging.tensors.to_tensor` / `to_uint8`), so a crop meets the
 generator exactly as the training photos did. bf16 autocast runs on CUDA only: CPU runs stay float32.
 """
 
@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from face2anime.data.tensors import to_tensor, to_uint8
 from face2anime.errors import UserError
 from face2anime.gan.models import load_generator
+from face2anime.imaging.tensors import to_tensor, to_uint8
 
 
 class Stylizer:

@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from face2anime.dan.export import load_model
 from face2anime.dan.model import DAN
+from face2anime.dan.model_dir import load_dan
 
 
 class FrozenDAN(nn.Module):
@@ -29,7 +29,7 @@ class FrozenDAN(nn.Module):
 
     @classmethod
     def load(cls, model_dir: Path | str = "models/dan", device: str | torch.device = "cpu") -> FrozenDAN:
-        dan, config = load_model(model_dir, device)
+        dan, config = load_dan(model_dir, device)
         return cls(dan, n_stages=int(config.get("stages_trained", dan.cfg.n_stages)))
 
     def train(self, mode: bool = True) -> FrozenDAN:

@@ -8,18 +8,21 @@ keeps the best validation epoch, cuts the rate after `lr_patience` epochs withou
 after `patience`. Either way a later stage that ends worse on validation than the stage before it is
 dropped (it starts as the identity, so dropping it keeps the earlier stage's prediction).
 
-Resumable at epoch boundaries: after every epoch `checkpoints/dan/last.pt` holds the model, optimizer,
-RNG states, stage, epoch, best-so-far and the metric history. A re-run continues from it when its
-fingerprint (params + the exact data) matches, and starts fresh otherwise. Stage transitions are pure
-functions of the checkpoint, so a kill at any moment loses at most the epoch in progress.
+Resumable at epoch boundaries through the shared plumbing (`face2anime.training`): after every epoch
+`checkpoints/dan/latest/` holds the weights ("model", and "best_model": the weights the stage keeps so far),
+the optimizer and RNG states, the metric history and `DanProgress` (stage, epoch, best-so-far). A re-run
+continues from it when its fingerprint (the `dan` recipe, the exact data and the CPU math mode) matches, and
+starts fresh otherwise. Stage transitions are pure functions of the checkpoint, so a kill at any moment loses
+at most the epoch in progress. The loop reads top to bottom: `_start` (fresh or resumed), then per epoch
+`_next_stage` (move on when a stage is over), `_run_epoch` (train, validate, `_judge`) and `_record` (history,
+curves, checkpoint).
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
-from dataclasses import dataclass
+import math
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,14 +30,15 @@ import torch
 from tqdm import tqdm
 
 from face2anime.dan.data import AnimeData, Augment, FaceSet, make_batch, training_statistics
-from face2anime.dan.export import save_model
 from face2anime.dan.model import DAN, DANConfig
-from face2anime.errors import UserError, first_line
-from face2anime.io import atomic_path
+from face2anime.dan.model_dir import save_dan
+from face2anime.errors import UserError
 from face2anime.landmarks import schema
 from face2anime.params import DanParams
+from face2anime.training import Checkpoint, Curves, recipe, run_fingerprint
 
-CHECKPOINT = "last.pt"
+WEIGHTS = ("model", "best_model")  # the checkpoint's weight sets: the weights being trained, the stage's kept ones
+CURVES = ("stage", "train_nme", "val_nme", "best_val_nme", "lr")  # the dvclive columns of a history row
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,6 @@ class TrainSettings:
                    seed=p.seed, stage_init=p.stage_init, mirror_average=p.mirror_average)
 
 
-
 def normalised_error(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
     """(B,) mean point-to-point error divided by the true inter-ocular distance (the DAN loss)."""
     iod = torch.as_tensor(schema.inter_ocular(true.detach().cpu().double().numpy()), dtype=pred.dtype,
@@ -99,12 +102,6 @@ def validation_nme(model: DAN, faces: FaceSet, device: torch.device, stage: int)
     pred = predict(model, faces.gray, device, n_stages=stage)[-1]
     true = torch.from_numpy(faces.points).double()
     return float(normalised_error(torch.from_numpy(pred).double(), true).mean())
-
-
-def fingerprint(params: dict, data_digest: str) -> str:
-    """What the checkpoint depends on: every DAN param and the exact training/validation data."""
-    return hashlib.sha256((json.dumps(params, sort_keys=True) + data_digest).encode()).hexdigest()
-
 
 def _rng_state(gen: torch.Generator) -> dict:
     state = {"torch": torch.get_rng_state(), "gen": gen.get_state()}
@@ -170,146 +167,165 @@ class TrainResult:
     finished: bool
 
 
-def train_dan(data: AnimeData, s: TrainSettings, params: dict, checkpoint_dir: Path | str,
-              device: torch.device, live_dir: Path | str | None = None,
-              stop_after_epochs: int | None = None) -> TrainResult:
-    """Train (or continue training) the DAN. `stop_after_epochs` ends this call early, as a kill would."""
+@dataclass
+class DanProgress:
+    """Where a run stands between two epochs (besides weights, optimizer, RNG and history): the checkpoint's
+    `progress` JSON."""
+
+    stage: int = 1                # the stage being trained (1-based)
+    epoch: int = 0                # epochs finished in this stage
+    best: float = math.inf        # the validation NME of the stage's kept weights (the bar a later stage must beat)
+    bad: int = 0                  # plateau: epochs since the last improvement
+    stopped: bool = False         # this stage is over: the next step moves on to the next stage
+    best_val: dict[int, float] = field(default_factory=dict)  # finished stage -> validation NME of its kept weights
+
+    def to_json(self) -> dict[str, object]:
+        return {**asdict(self), "best_val": {str(k): v for k, v in self.best_val.items()}}
+
+    @classmethod
+    def from_json(cls, saved: object) -> DanProgress:
+        """Rebuilt with every field's type checked: a foreign or broken record raises (KeyError/TypeError)."""
+        if not isinstance(saved, dict):
+            raise TypeError(f"progress is a {type(saved).__name__}, not a JSON object")
+        return cls(stage=int(saved["stage"]), epoch=int(saved["epoch"]), best=float(saved["best"]),
+                   bad=int(saved["bad"]), stopped=bool(saved["stopped"]),
+                   best_val={int(k): float(v) for k, v in saved["best_val"].items()})
+
+
+@dataclass
+class _DanRun:
+    """The objects one call trains: the loop's helpers update them in place."""
+
+    model: DAN
+    opt: torch.optim.Optimizer
+    gen: torch.Generator          # every random draw of the data pipeline comes from it
+    best_state: dict[str, torch.Tensor]   # the weights the current stage keeps so far
+    progress: DanProgress
+    history: list[dict]
+
+
+def train_dan(data: AnimeData, params: DanParams, checkpoint_dir: Path | str, device: torch.device,
+              live_dir: Path | str | None = None, stop_after_epochs: int | None = None) -> TrainResult:
+    """Train (or continue training) the DAN from the validated `dan` section. `stop_after_epochs` ends this call
+    early, as a kill would."""
+    s = TrainSettings.from_params(params)
     train, val = data.splits["train"], data.splits["val"]
     if len(train) < 2:
         raise UserError(f"the train split has {len(train)} face(s); the DAN needs at least 2")
-    ckpt_path = Path(checkpoint_dir) / CHECKPOINT
-    fp = fingerprint(params, data.digest)
+    ckpt = Checkpoint(checkpoint_dir)
+    fp = run_fingerprint(recipe(params), data.digest)
+    run, resumed_from = _start(train, s, ckpt, fp, device)
+    curves = Curves(live_dir, replay=run.history, resume=False, keys=CURVES)
+    epochs_run = 0
+    try:
+        while _next_stage(run, s, val, device):
+            if stop_after_epochs is not None and epochs_run >= stop_after_epochs:
+                return TrainResult(run.model, run.history, run.progress.best_val, resumed_from, finished=False)
+            row = _run_epoch(run, s, train, val, device)
+            epochs_run += 1
+            _record(run, row, ckpt, fp, curves)
+    finally:
+        curves.end()
+    return TrainResult(run.model, run.history, run.progress.best_val, resumed_from, finished=True)
 
+
+def _start(train: FaceSet, s: TrainSettings, ckpt: Checkpoint, fp: str,
+           device: torch.device) -> tuple[_DanRun, tuple[int, int] | None]:
+    """A fresh run, or the checkpoint's when it belongs to this one; also (stage, epoch) it resumed at."""
     torch.manual_seed(s.seed)
     gen = torch.Generator().manual_seed(s.seed)
     model = DAN(DANConfig(width=s.width, n_stages=s.n_stages, dropout=s.dropout,
                           mirror_average=s.mirror_average)).to(device)
     model.set_statistics(*training_statistics(train, s.augment.mirror))
-
-    state = None
-    if ckpt_path.exists():
-        try:
-            state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        except Exception as err:  # noqa: BLE001 - random bytes, truncation, another format: all mean unusable
-            raise UserError(f"checkpoint {ckpt_path} is corrupt or not a DAN checkpoint ({first_line(err)}): "
-                            "delete it to start over") from None
-        if not isinstance(state, dict):
-            raise UserError(f"checkpoint {ckpt_path} is not a DAN checkpoint (a {type(state).__name__}, not a dict): "
-                            "delete it to start over")
-        if state.get("fingerprint") != fp:
-            state = None  # params or data changed: the old run does not apply
-    resumed_from = None
-    if state is None:
-        stage, epoch, best, bad, stopped, history = 1, 0, float("inf"), 0, False, []
-        best_val: dict[int, float] = {}
+    saved = ckpt.load(fp, list(WEIGHTS))
+    if saved is None:  # nothing saved, or params/data/CPU math changed: the old run does not apply
+        ckpt.clear()
         best_state = copy.deepcopy(model.state_dict())
-        opt = _make_optimizer(model, stage, s)
+        return _DanRun(model, _make_optimizer(model, 1, s), gen, best_state, DanProgress(), []), None
+
+    def apply() -> _DanRun:
+        progress = DanProgress.from_json(saved.progress)
+        model.load_state_dict(saved.weights["model"])
+        opt = _make_optimizer(model, progress.stage, s)
+        opt.load_state_dict(saved.optim["optimizer"])
+        _set_rng_state(saved.optim["rng"], gen)
+        return _DanRun(model, opt, gen, saved.weights["best_model"], progress, saved.history)
+
+    run = ckpt.restore(saved, apply)  # a checkpoint that does not fit this DAN: one line naming it
+    return run, (run.progress.stage, run.progress.epoch)
+
+
+def _next_stage(run: _DanRun, s: TrainSettings, val: FaceSet, device: torch.device) -> bool:
+    """At the end of a stage keep its best weights, freeze it and start the next one; False when all are done."""
+    p = run.progress
+    if not p.stopped:
+        return True
+    run.model.load_state_dict(run.best_state)
+    p.best_val[p.stage] = p.best
+    p.stage, p.epoch, p.bad, p.stopped = p.stage + 1, 0, 0, False
+    if p.stage > s.n_stages:
+        return False
+    if s.stage_init == "previous":
+        run.model.init_stage_from_previous(p.stage)
+    run.opt = _make_optimizer(run.model, p.stage, s)
+    # The new stage starts as the identity (zero-initialised output), so the previous
+    # stage's score is the bar to beat; stage 2 can therefore never be kept if worse on val.
+    p.best = validation_nme(run.model, val, device, p.stage)
+    run.best_state = copy.deepcopy(run.model.state_dict())
+    return True
+
+
+def _run_epoch(run: _DanRun, s: TrainSettings, train: FaceSet, val: FaceSet, device: torch.device) -> dict:
+    """One epoch of the current stage: train, validate, judge; returns its history row."""
+    p, opt = run.progress, run.opt
+    desc = f"stage {p.stage} epoch {p.epoch + 1}/{s.max_epochs[p.stage - 1]}"
+    if s.schedule == "cosine":
+        for group in opt.param_groups:
+            group["lr"] = cosine_lr(s, p.stage, p.epoch)
+    train_loss = _train_epoch(run.model, opt, train, s, p.stage, run.gen, device, desc)
+    val_nme = validation_nme(run.model, val, device, p.stage)
+    p.epoch += 1
+    _judge(run, s, val_nme)
+    return {"step": len(run.history), "stage": p.stage, "epoch": p.epoch, "train_nme": train_loss,
+            "val_nme": val_nme, "best_val_nme": p.best, "lr": opt.param_groups[0]["lr"]}
+
+
+def _judge(run: _DanRun, s: TrainSettings, val_nme: float) -> None:
+    """Keep the weights the schedule keeps, cut a plateau's rate, and decide whether the stage is over."""
+    p = run.progress
+    last_epoch = p.epoch >= s.max_epochs[p.stage - 1]
+    if s.schedule == "cosine":
+        # keep the last weights; a later stage that ends worse than the stage before it stays the identity
+        if p.stage == 1 or (last_epoch and val_nme < p.best):
+            p.best, run.best_state = val_nme, copy.deepcopy(run.model.state_dict())
+    elif val_nme < p.best - s.min_delta:
+        p.best, p.bad = val_nme, 0
+        run.best_state = copy.deepcopy(run.model.state_dict())
     else:
-        try:
-            model.load_state_dict(state["model"])
-            stage, epoch, best, bad = int(state["stage"]), int(state["epoch"]), float(state["best"]), int(state["bad"])
-            stopped, history = bool(state["stopped"]), list(state["history"])
-            best_val = {int(k): float(v) for k, v in state["best_val"].items()}
-            best_state = state["best_model"]
-            opt = _make_optimizer(model, stage, s)
-            opt.load_state_dict(state["optimizer"])
-            _set_rng_state(state["rng"], gen)
-        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
-            raise UserError(f"checkpoint {ckpt_path} does not fit this DAN ({first_line(err)}): "
-                            "delete it to start over") from None
-        resumed_from = (stage, epoch)
-
-    live = _open_live(live_dir, history)
-    epochs_run = 0
-    try:
-        while stage <= s.n_stages:
-            if stopped:
-                # End of a stage: keep its best weights, freeze it, start the next one.
-                model.load_state_dict(best_state)
-                best_val[stage] = best
-                stage, epoch, bad, stopped = stage + 1, 0, 0, False
-                if stage > s.n_stages:
-                    break
-                if s.stage_init == "previous":
-                    model.init_stage_from_previous(stage)
-                opt = _make_optimizer(model, stage, s)
-                # The new stage starts as the identity (zero-initialised output), so the previous
-                # stage's score is the bar to beat; stage 2 can therefore never be kept if worse on val.
-                best = validation_nme(model, val, device, stage)
-                best_state = copy.deepcopy(model.state_dict())
-            if stop_after_epochs is not None and epochs_run >= stop_after_epochs:
-                return TrainResult(model, history, best_val, resumed_from, finished=False)
-            desc = f"stage {stage} epoch {epoch + 1}/{s.max_epochs[stage - 1]}"
-            if s.schedule == "cosine":
-                for group in opt.param_groups:
-                    group["lr"] = cosine_lr(s, stage, epoch)
-            train_loss = _train_epoch(model, opt, train, s, stage, gen, device, desc)
-            val_nme = validation_nme(model, val, device, stage)
-            epoch += 1
-            epochs_run += 1
-            last_epoch = epoch >= s.max_epochs[stage - 1]
-            if s.schedule == "cosine":
-                # keep the last weights; a later stage that ends worse than the stage before it stays the identity
-                if stage == 1 or (last_epoch and val_nme < best):
-                    best, best_state = val_nme, copy.deepcopy(model.state_dict())
-            elif val_nme < best - s.min_delta:
-                best, bad = val_nme, 0
-                best_state = copy.deepcopy(model.state_dict())
-            else:
-                bad += 1
-                if s.lr_patience > 0 and bad % s.lr_patience == 0:
-                    for group in opt.param_groups:  # saved with the optimizer state, so resuming keeps it
-                        group["lr"] *= s.lr_factor
-            stopped = last_epoch or (s.schedule == "plateau" and bad >= s.patience[stage - 1])
-            row = {"step": len(history), "stage": stage, "epoch": epoch, "train_nme": train_loss, "val_nme": val_nme,
-                   "best_val_nme": best, "lr": opt.param_groups[0]["lr"]}
-            history.append(row)
-            _log_live(live, row)
-            tqdm.write(f"dan stage {stage} epoch {epoch}: train NME {train_loss:.4f}  val NME {val_nme:.4f}  "
-                       f"best {best:.4f}{'  (stop)' if stopped else ''}")
-            _save_checkpoint(ckpt_path, {
-                "fingerprint": fp, "stage": stage, "epoch": epoch, "best": best, "bad": bad, "stopped": stopped,
-                "history": history, "best_val": {str(k): v for k, v in best_val.items()},
-                "model": model.state_dict(), "best_model": best_state, "optimizer": opt.state_dict(),
-                "rng": _rng_state(gen),
-            })
-    finally:
-        if live is not None:
-            live.end()
-    return TrainResult(model, history, best_val, resumed_from, finished=True)
+        p.bad += 1
+        if s.lr_patience > 0 and p.bad % s.lr_patience == 0:
+            for group in run.opt.param_groups:  # saved with the optimizer state, so resuming keeps it
+                group["lr"] *= s.lr_factor
+    p.stopped = last_epoch or (s.schedule == "plateau" and p.bad >= s.patience[p.stage - 1])
 
 
-def _save_checkpoint(path: Path, state: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+def _record(run: _DanRun, row: dict, ckpt: Checkpoint, fp: str, curves: Curves) -> None:
+    """The epoch's row into the history and the curves, then the checkpoint (a kill loses at most the next epoch)."""
+    p = run.progress
+    run.history.append(row)
+    curves.log(row)
+    tqdm.write(f"dan stage {p.stage} epoch {p.epoch}: train NME {row['train_nme']:.4f}  "
+               f"val NME {row['val_nme']:.4f}  best {p.best:.4f}{'  (stop)' if p.stopped else ''}")
+    ckpt.save(len(run.history), fp, run.history, weights={"model": run.model, "best_model": run.best_state},
+              optim={"optimizer": run.opt.state_dict(), "rng": _rng_state(run.gen)}, progress=run.progress.to_json())
 
 
-def _open_live(live_dir, history: list[dict]):
-    """dvclive curves; a resumed run replays the checkpoint's history so the curves match it exactly."""
-    if live_dir is None:
-        return None
-    from dvclive import Live
-
-    live = Live(str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None)
-    for row in history:
-        _log_live(live, row)
-    return live
-
-
-def _log_live(live, row: dict) -> None:
-    if live is None:
-        return
-    live.step = int(row["step"])
-    for key in ("stage", "train_nme", "val_nme", "best_val_nme", "lr"):
-        live.log_metric(key, row[key])
-    live.next_step()
-
-
-def export(model_dir: Path | str, result: TrainResult, s: TrainSettings, params: dict,
-           skipped: dict[str, list[str]] | None = None) -> None:
-    """Write `models/dan/` from a finished run."""
-    save_model(model_dir, result.model, stages_trained=s.n_stages,
-               extra={"val_nme_by_stage": {str(k): v for k, v in result.best_val.items()},
-                      "epochs_by_stage": {str(k): max([r["epoch"] for r in result.history if r["stage"] == k] or [0])
-                                          for k in range(1, s.n_stages + 1)},
-                      "params": params, "skipped": skipped or {}})
+def save_trained_dan(model_dir: Path | str, result: TrainResult, params: DanParams,
+                     skipped: dict[str, list[str]] | None = None) -> None:
+    """`models/dan/` from a finished run, with its record: per stage the kept validation NME and the epochs
+    trained, the recipe (`training.recipe` of the `dan` section) and the faces the data loader skipped."""
+    n = params.n_stages
+    epochs = {str(k): max([r["epoch"] for r in result.history if r["stage"] == k] or [0]) for k in range(1, n + 1)}
+    save_dan(model_dir, result.model, stages_trained=n,
+             val_nme_by_stage={str(k): v for k, v in result.best_val.items()}, epochs_by_stage=epochs,
+             params=recipe(params), skipped=skipped or {})

@@ -9,6 +9,7 @@ covers it.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -264,38 +265,61 @@ def _static(ch: Character) -> dict:
     }
 
 
-def build_face(ch: Character, state: FaceState) -> FaceFrame:
-    """Drawing primitives (back to front) and ground truth for `ch` in the pose and expression `state`."""
-    P = state.pose.apply
-    s = state.pose.scale
-    skin = ch.skin
-    skin_line = shade(skin, 0.5)
-    hair_line = shade(ch.hair, 0.45)
-    lash = (40, 28, 36)
+LASH: RGB = (40, 28, 36)
 
-    st = _static(ch)
-    anchors = st["anchors"]
-    arc, outline = P(st["arc"]), P(st["outline"])
 
-    eyes = {side: {k: P(v) for k, v in _eye(ch, side, state.eye_open, state.gaze).items()} for side in (-1, 1)}
-    brows = {side: P(st["brows"][side]) for side in (-1, 1)}
-    upper_lip, lower_lip = (P(c) for c in _mouth(ch, state.mouth_open))
-    my, ny = ch.mouth_f * ch.chin, ch.nose_f * ch.chin
-    nose_tip = P(np.array([[0.0, ny]]))[0]
-    front = [P(h) for h in st["front"]]
-    back = [P(h) for h in st["back"]]
-    # the body turns less than the head: it pivots at the neck's base, and the neck joins the two
-    pose, nb = state.pose, ch.chin + 0.45
-    base = P(np.array([[0.0, nb]]))[0]
+@dataclass(frozen=True)
+class PlacedFace:
+    """A character's parts for one frame, mapped to frame pixels (what `build_face` draws and measures)."""
+
+    arc: np.ndarray
+    anchors: list[float]
+    outline: np.ndarray
+    eyes: dict[int, dict[str, np.ndarray]]
+    brows: dict[int, np.ndarray]
+    upper_lip: np.ndarray
+    lower_lip: np.ndarray
+    nose_tip: np.ndarray
+    front: list[np.ndarray]
+    back: list[np.ndarray]
+    body: dict[str, np.ndarray]
+
+
+def _body_transform(pose: Pose, chin: float) -> Callable[[np.ndarray], np.ndarray]:
+    """The body turns less than the head: it pivots at the neck's base (face-local -> frame pixels)."""
+    nb = chin + 0.45
+    base = pose.apply(np.array([[0.0, nb]]))[0]
     body_roll = 0.3 * pose.roll_deg
     turn = Pose(0.0, 0.0, pose.scale, body_roll).apply(np.array([[0.0, nb]]))[0]
-    Pb = Pose(base[0] - turn[0], base[1] - turn[1], pose.scale, body_roll).apply
+    return Pose(base[0] - turn[0], base[1] - turn[1], pose.scale, body_roll).apply
+
+
+def _place(ch: Character, state: FaceState) -> PlacedFace:
+    """Every part of `ch` in the pose and expression `state`, in frame pixels."""
+    P = state.pose.apply
+    st = _static(ch)
+    eyes = {side: {k: P(v) for k, v in _eye(ch, side, state.eye_open, state.gaze).items()} for side in (-1, 1)}
+    upper_lip, lower_lip = (P(c) for c in _mouth(ch, state.mouth_open))
+    Pb = _body_transform(state.pose, ch.chin)
     body = {k: Pb(v) for k, v in st["body"].items()}
     neck_l = st["body"]["neck"]
-    body["neck"] = np.concatenate([P(neck_l[:2]), Pb(neck_l[2:])], axis=0)
+    body["neck"] = np.concatenate([P(neck_l[:2]), Pb(neck_l[2:])], axis=0)  # the neck joins head and body
+    return PlacedFace(
+        arc=P(st["arc"]), anchors=st["anchors"], outline=P(st["outline"]), eyes=eyes,
+        brows={side: P(st["brows"][side]) for side in (-1, 1)}, upper_lip=upper_lip, lower_lip=lower_lip,
+        nose_tip=P(np.array([[0.0, ch.nose_f * ch.chin]]))[0], front=[P(h) for h in st["front"]],
+        back=[P(h) for h in st["back"]], body=body,
+    )
 
+
+def _draw_back(ch: Character, f: PlacedFace, state: FaceState) -> list:
+    """Back hair, neck and clothes, the face with its outline, blush."""
+    P, s, skin = state.pose.apply, state.pose.scale, ch.skin
+    skin_line = shade(skin, 0.5)
+    hair_line = shade(ch.hair, 0.45)
+    body = f.body
     items: list = []
-    for h in back:
+    for h in f.back:
         items += [Fill(h, shade(ch.hair, 0.78)), Line(h, hair_line, max(0.8, ch.line_w * s), True)]
     items += [Fill(body["neck"], shade(skin, 0.86)), Fill(body["torso"], ch.clothes),
               Fill(body["v_neck"], shade(skin, 0.86)),
@@ -305,71 +329,101 @@ def build_face(ch: Character, state: FaceState) -> FaceFrame:
               Line(body["collar_l"], shade(ch.clothes, 0.45), max(0.6, 0.6 * ch.line_w * s), True),
               Line(body["neck"][1:3], skin_line, max(0.6, 0.6 * ch.line_w * s)),
               Line(body["neck"][[0, 3]], skin_line, max(0.6, 0.6 * ch.line_w * s))]
-    items += [Fill(outline, skin), Line(outline, skin_line, max(0.7, ch.line_w * s), True)]
+    items += [Fill(f.outline, skin), Line(f.outline, skin_line, max(0.7, ch.line_w * s), True)]
     if ch.blush > 0:
         for side in (-1, 1):
             c = (side * (ch.eye_x + 0.04), ch.eye_h / 2 + 0.2)
             blob = P(ellipse_arc(c, 0.2, 0.075, 0, 2 * np.pi, 32))
             items.append(Soft(blob, (255, 110, 130), ch.blush, 0.05 * s))
-    for side in (-1, 1):
-        e = eyes[side]
-        n = len(e["upper"])
-        if state.eye_open > 0.15:
-            iris_dark, iris_light = shade(ch.iris, 0.45), shade(ch.iris, 1.45)
-            items.append(Clip(e["white"], [
-                Fill(e["white"], (252, 252, 255)),
-                Fill(e["iris"], iris_dark),
-                Fill(e["iris_low"], ch.iris),
-                Fill(e["pupil"], shade(ch.iris, 0.22)),
-                Line(e["lid_shadow"], (150, 150, 185), 0.22 * ch.eye_h * s),
-                Fill(e["shine"], (255, 255, 255)),
-                Fill(e["shine2"], iris_light),
-                Line(e["iris"], shade(ch.iris, 0.3), max(0.5, 0.25 * ch.line_w * s), True),
-            ]))
-        items.append(Fill(ribbon(e["lower"], 0.35 * ch.lash_w * s * taper(n, 0.2, 0.6, 0.15)), lash))
-        items.append(Fill(ribbon(e["upper"], ch.lash_w * s * (1 - 0.55 * np.linspace(0, 1, n))
-                                 * taper(n, 0.04, 0.15, 0.5)), lash))
-        items.append(Fill(e["wing"], lash))
-        if ch.double_lid and state.eye_open > 0.5:
-            items.append(Fill(ribbon(e["crease"], 0.22 * ch.lash_w * s * taper(len(e["crease"]), 0.3, 0.3, 0.1)),
-                              shade(skin, 0.55)))
-        items.append(Fill(ribbon(brows[side], ch.brow_w * s * taper(len(brows[side]), 0.3, 0.5, 0.3)),
-                          shade(ch.hair, 0.5)))
+    return items
+
+
+def _draw_eye(ch: Character, state: FaceState, e: dict[str, np.ndarray], brow: np.ndarray) -> list:
+    """One eye (white, iris, lashes, crease) and its brow."""
+    s = state.pose.scale
+    n = len(e["upper"])
+    items: list = []
+    if state.eye_open > 0.15:
+        iris_dark, iris_light = shade(ch.iris, 0.45), shade(ch.iris, 1.45)
+        items.append(Clip(e["white"], [
+            Fill(e["white"], (252, 252, 255)),
+            Fill(e["iris"], iris_dark),
+            Fill(e["iris_low"], ch.iris),
+            Fill(e["pupil"], shade(ch.iris, 0.22)),
+            Line(e["lid_shadow"], (150, 150, 185), 0.22 * ch.eye_h * s),
+            Fill(e["shine"], (255, 255, 255)),
+            Fill(e["shine2"], iris_light),
+            Line(e["iris"], shade(ch.iris, 0.3), max(0.5, 0.25 * ch.line_w * s), True),
+        ]))
+    items.append(Fill(ribbon(e["lower"], 0.35 * ch.lash_w * s * taper(n, 0.2, 0.6, 0.15)), LASH))
+    items.append(Fill(ribbon(e["upper"], ch.lash_w * s * (1 - 0.55 * np.linspace(0, 1, n))
+                             * taper(n, 0.04, 0.15, 0.5)), LASH))
+    items.append(Fill(e["wing"], LASH))
+    if ch.double_lid and state.eye_open > 0.5:
+        items.append(Fill(ribbon(e["crease"], 0.22 * ch.lash_w * s * taper(len(e["crease"]), 0.3, 0.3, 0.1)),
+                          shade(ch.skin, 0.55)))
+    items.append(Fill(ribbon(brow, ch.brow_w * s * taper(len(brow), 0.3, 0.5, 0.3)), shade(ch.hair, 0.5)))
+    return items
+
+
+def _draw_nose_mouth(ch: Character, f: PlacedFace, state: FaceState) -> list:
+    """The nose line and the mouth (a line when closed; lips, inside and tongue when open)."""
+    P, s = state.pose.apply, state.pose.scale
+    my, ny = ch.mouth_f * ch.chin, ch.nose_f * ch.chin
     nose_line = {0: [(-0.035, ny - 0.1), (0.0, ny)], 1: [(-0.05, ny - 0.02), (0.0, ny)],
                  2: [(0.03, ny - 0.06), (0.0, ny)]}[ch.nose_style]
-    items.append(Line(P(np.array(nose_line)), shade(skin, 0.45), max(0.7, 0.6 * ch.line_w * s)))
+    items: list = [Line(P(np.array(nose_line)), shade(ch.skin, 0.45), max(0.7, 0.6 * ch.line_w * s))]
     if state.mouth_open > 0.05:
-        mouth = np.concatenate([upper_lip, lower_lip[::-1]], axis=0)
+        mouth = np.concatenate([f.upper_lip, f.lower_lip[::-1]], axis=0)
         tongue = P(ellipse_arc((0.0, my + state.mouth_open * ch.mouth_open_h * 0.85), ch.mouth_w * 0.6,
                                state.mouth_open * ch.mouth_open_h * 0.45, 0, 2 * np.pi, 24))
         items += [Clip(mouth, [Fill(mouth, (130, 40, 55)), Fill(tongue, (230, 120, 125))]),
                   Line(mouth, (90, 30, 40), max(0.7, 0.7 * ch.line_w * s), True)]
     else:
-        items.append(Line(upper_lip, (90, 30, 40), max(0.8, 0.8 * ch.line_w * s)))
-    for h in front:
-        items.append(Fill(h, ch.hair))
+        items.append(Line(f.upper_lip, (90, 30, 40), max(0.8, 0.8 * ch.line_w * s)))
+    return items
+
+
+def _draw_front_hair(ch: Character, f: PlacedFace, state: FaceState) -> list:
+    """The hair over the face: fills, the "angel ring" highlight, outlines."""
+    P, s = state.pose.apply, state.pose.scale
+    items: list = [Fill(h, ch.hair) for h in f.front]
     rx, ry = ch.hair_volume * 0.8, (ch.forehead + ch.hair_top - 0.1) * 0.86
     band = np.concatenate([ellipse_arc((0, -0.1), rx, ry, 1.2 * np.pi, 1.8 * np.pi, 25),
                            ellipse_arc((0, -0.1), rx * 0.9, ry * 0.82, 1.75 * np.pi, 1.25 * np.pi, 25)])
-    items.append(Clip(front[0], [Fill(P(band), shade(ch.hair, 1.35))]))  # the "angel ring" highlight
-    for h in front:
-        items.append(Line(h, hair_line, max(0.8, ch.line_w * s), True))
+    items.append(Clip(f.front[0], [Fill(P(band), shade(ch.hair, 1.35))]))
+    items += [Line(h, shade(ch.hair, 0.45), max(0.8, ch.line_w * s), True) for h in f.front]
+    return items
 
-    n = len(eyes[-1]["upper"]) // 2
-    L, R = eyes[-1], eyes[1]
+
+def _points28(f: PlacedFace) -> tuple[np.ndarray, np.ndarray]:
+    """hysts' 28 points, taken from the drawn curves, and which of them the front hair leaves visible."""
+    n = len(f.eyes[-1]["upper"]) // 2
+    L, R, bl, br = f.eyes[-1], f.eyes[1], f.brows[-1], f.brows[1]
     pts = np.stack(
-        [point_at(arc, t) for t in anchors]
-        + [brows[-1][0], brows[-1][n], brows[-1][-1], brows[1][-1], brows[1][n], brows[1][0]]
+        [point_at(f.arc, t) for t in f.anchors]
+        + [bl[0], bl[n], bl[-1], br[-1], br[n], br[0]]
         + [L["upper"][0], L["upper"][n], L["upper"][-1], L["lower"][0], L["lower"][n], L["lower"][-1]]
         + [R["upper"][-1], R["upper"][n], R["upper"][0], R["lower"][-1], R["lower"][n], R["lower"][0]]
-        + [nose_tip, upper_lip[0], upper_lip[n], upper_lip[-1], lower_lip[n]]
+        + [f.nose_tip, f.upper_lip[0], f.upper_lip[n], f.upper_lip[-1], f.lower_lip[n]]
     )
     hidden = np.zeros(len(pts), dtype=bool)
-    for h in front:
+    for h in f.front:
         hidden |= points_in_polygon(pts, h) >= -0.5
-    box = np.concatenate([outline.min(axis=0), outline.max(axis=0)])
+    return pts, ~hidden
+
+
+def build_face(ch: Character, state: FaceState) -> FaceFrame:
+    """Drawing primitives (back to front) and ground truth for `ch` in the pose and expression `state`."""
+    f = _place(ch, state)
+    items = _draw_back(ch, f, state)
+    for side in (-1, 1):
+        items += _draw_eye(ch, state, f.eyes[side], f.brows[side])
+    items += _draw_nose_mouth(ch, f, state) + _draw_front_hair(ch, f, state)
+    pts, visible = _points28(f)
+    box = np.concatenate([f.outline.min(axis=0), f.outline.max(axis=0)])
     return FaceFrame(
-        items=items, points28=pts, visible=~hidden, contour17=true_contour17(arc, anchors), outline=outline,
-        arc=arc, anchors=anchors, box=box, occluders=back + front + [body["torso"], body["neck"]],
-        front_hair=front,
+        items=items, points28=pts, visible=visible, contour17=true_contour17(f.arc, f.anchors), outline=f.outline,
+        arc=f.arc, anchors=f.anchors, box=box, occluders=f.back + f.front + [f.body["torso"], f.body["neck"]],
+        front_hair=f.front,
     )

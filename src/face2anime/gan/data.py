@@ -1,4 +1,5 @@
-"""The GAN's two unpaired sides as in-memory tensors: training photos (+ their 40 target points) and the style set.
+"""The GAN's two unpaired sides as in-memory tensors: training photos (+ their 40 target points) and the style set,
+and the backbone features of the images that never change (`ConstantFeatures`).
 
 Both fit in memory at the study's scale (6,000 + 4,000 faces at 112 px is ~400 MB as uint8), so no
 DataLoader: batches are index slices chosen by seeded per-epoch permutations, which also makes
@@ -9,14 +10,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from face2anime.data.photo_input import load_photo_crops
-from face2anime.data.tensors import to_tensor
 from face2anime.errors import UserError
+from face2anime.imaging.tensors import to_tensor
 from face2anime.io import read_arrays
+from face2anime.photos.read import load_photo_crops
+
+if TYPE_CHECKING:
+    from face2anime.gan.objectives import GANModel
 
 DAN_SIZE = 112   # the size the photo points and the DAN live at
 
@@ -43,7 +48,7 @@ class StyleSet:
 
 def load_photos(crops_path: Path | str, table_path: Path | str, split: str, size: int,
                 max_photos: int | None = None) -> TrainPhotos:
-    """Photo crops whose `photos.csv` split is `split` (`data.photo_input`), first `max_photos` of them, at `size`."""
+    """Photo crops whose `photos.csv` split is `split` (`photos.read`), first `max_photos` of them, at `size`."""
     crops = load_photo_crops(crops_path, table_path, split)
     n = int(max_photos) if max_photos else len(crops.photo_ids)
     return TrainPhotos(ids=crops.photo_ids[:n], images=to_tensor(crops.color[:n], size),
@@ -66,3 +71,34 @@ def epoch_order(n: int, seed: int, epoch: int, stream: int = 0) -> torch.Tensor:
     """A permutation of range(n) that depends only on (seed, epoch, stream): resumable batching."""
     g = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(epoch) * 101 + int(stream))
     return torch.randperm(n, generator=g)
+
+
+class ConstantFeatures:
+    """Backbone features of images that never change (training photos, grayscale anime): computed once,
+    when a batch first needs them, under the same autocast as the training step, and kept (when all fit
+    in `cache_limit_bytes`; else recomputed per batch). They are always computed in the same fixed chunks
+    of images, whatever the order of first use, so a resumed run gets the same bytes as an uninterrupted one."""
+
+    CHUNK = 8
+
+    def __init__(self, model: GANModel, images: torch.Tensor, cache_limit_bytes: int = 1 << 30):
+        self.model, self.images = model, images
+        probe = self._features(images[:1])
+        fits = probe.numel() * probe.element_size() * len(images) <= cache_limit_bytes
+        self.cache = probe.new_empty((len(images), *probe.shape[1:])) if fits else None
+        self.done = torch.zeros((len(images) + self.CHUNK - 1) // self.CHUNK, dtype=torch.bool)
+
+    @torch.no_grad()
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        with self.model.autocast():
+            return self.model.backbone(self.model.prepare(x))
+
+    def __call__(self, idx: torch.Tensor) -> torch.Tensor:
+        if self.cache is None:
+            return self._features(self.images[idx])
+        for chunk in (idx // self.CHUNK).unique().tolist():
+            if not self.done[chunk]:
+                rows = slice(chunk * self.CHUNK, (chunk + 1) * self.CHUNK)
+                self.cache[rows] = self._features(self.images[rows])
+                self.done[chunk] = True
+        return self.cache[idx.to(self.cache.device)]

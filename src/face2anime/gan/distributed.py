@@ -147,6 +147,17 @@ def broadcast_object(d: Dist, obj: Any) -> Any:
     return box[0]
 
 
+def to_cpu(obj: Any) -> Any:
+    """Tensors anywhere in nested dicts/lists moved to the CPU (for a broadcast that any rank can unpickle)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_cpu(v) for v in obj)
+    return obj
+
+
 def all_reduce_sum(d: Dist, values: list[float]) -> list[float]:
     """Element-wise sums over the ranks, in float64 (per-epoch loss sums)."""
     if not d.started:

@@ -12,10 +12,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from face2anime.data.images import LUMA
-from face2anime.data.tensors import luma
+from face2anime.imaging.images import LUMA
+from face2anime.imaging.tensors import luma
+from face2anime.params import AnimeDWeightsParams
 
-# RGB -> YUV (BT.601 analogue, U/V unscaled), rows Y, U, V; Y is the one luma (`data.images.LUMA`).
+# RGB -> YUV (BT.601 analogue, U/V unscaled), rows Y, U, V; Y is the one luma (`imaging.images.LUMA`).
 YUV_MATRIX = (
     LUMA,
     (-0.14714119, -0.28886916, 0.43601035),
@@ -51,15 +52,18 @@ def bce_g_loss(fake: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
 
 
+STUDY_D_WEIGHTS = AnimeDWeightsParams(real=1.0, fake=1.0, gray=1.0, smooth=0.2)
+
+
 def lsgan_d_loss(real: torch.Tensor, fake: torch.Tensor, gray: torch.Tensor | None = None,
-                 smooth: torch.Tensor | None = None, weights: dict[str, float] | None = None) -> torch.Tensor:
+                 smooth: torch.Tensor | None = None, weights: AnimeDWeightsParams = STUDY_D_WEIGHTS) -> torch.Tensor:
     """AnimeGAN discriminator (LSGAN): E[(D(real)-1)^2] + E[D(fake)^2] + w_g E[D(gray)^2] + w_s E[D(smooth)^2]."""
-    w = {"real": 1.0, "fake": 1.0, "gray": 1.0, "smooth": 0.2, **(weights or {})}
-    loss = w["real"] * ((real - 1.0) ** 2).mean() + w["fake"] * (fake ** 2).mean()
+    w = weights
+    loss = w.real * ((real - 1.0) ** 2).mean() + w.fake * (fake ** 2).mean()
     if gray is not None:
-        loss = loss + w["gray"] * (gray ** 2).mean()
+        loss = loss + w.gray * (gray ** 2).mean()
     if smooth is not None:
-        loss = loss + w["smooth"] * (smooth ** 2).mean()
+        loss = loss + w.smooth * (smooth ** 2).mean()
     return loss
 
 

@@ -1,4 +1,4 @@
-"""CartoonGAN and AnimeGAN generators and discriminators, sized by a config dict.
+"""CartoonGAN and AnimeGAN generators and discriminators, sized by their typed settings (`params.py`).
 
 Generators map (B, 3, H, W) RGB in [-1, 1] to the same shape and range (tanh head); discriminators map
 an image to a (B, 1, H/s, W/s) map of patch logits (no sigmoid: the losses apply it). Widths and block
@@ -7,14 +7,18 @@ counts come from params so the CPU demo can run tiny versions of the paper's net
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from face2anime.errors import UserError, first_line
+from face2anime.params import (AnimeDiscriminatorParams, AnimeGeneratorParams, CartoonDiscriminatorParams,
+                               CartoonGeneratorParams)
+from face2anime.param_errors import validate
+from face2anime.training import read_model_dir, recipe, save_model_dir
 
 MODELS = ("cartoongan", "animegan")
 
@@ -156,68 +160,62 @@ class AnimeDiscriminator(nn.Module):
 
 
 # ------------------------------------------------------------------------------------------ factory + IO
-def build_generator(cfg: dict) -> nn.Module:
-    """cfg = {'model': 'cartoongan'|'animegan', 'width', 'blocks', 'upsample' | 'expansion'}: the params'
-    `gan.<model>.generator` section, as training passes it and config.json records it."""
-    model = cfg["model"]
-    if model == "cartoongan":
-        return CartoonGenerator(int(cfg["width"]), int(cfg["blocks"]), str(cfg["upsample"]))
-    if model == "animegan":
-        return AnimeGenerator(int(cfg["width"]), int(cfg["blocks"]), int(cfg["expansion"]))
-    raise UserError(f"unknown GAN model {model!r}; choose one of {', '.join(MODELS)}")
+GeneratorSettings = CartoonGeneratorParams | AnimeGeneratorParams
+DiscriminatorSettings = CartoonDiscriminatorParams | AnimeDiscriminatorParams
+GENERATOR_SETTINGS: dict[str, type[GeneratorSettings]] = {"cartoongan": CartoonGeneratorParams,
+                                                           "animegan": AnimeGeneratorParams}
+WEIGHTS = "generator.safetensors"
+REDO = "re-run the stage that wrote it (`dvc repro train_gan`)"
 
 
-def build_discriminator(cfg: dict) -> nn.Module:
-    """cfg = {'model', 'width'} (+ 'stages', 'spectral_norm' for animegan)."""
-    model = cfg["model"]
-    if model == "cartoongan":
-        return CartoonDiscriminator(int(cfg["width"]))
-    if model == "animegan":
-        return AnimeDiscriminator(int(cfg["width"]), int(cfg["stages"]), bool(cfg["spectral_norm"]))
-    raise UserError(f"unknown GAN model {model!r}; choose one of {', '.join(MODELS)}")
+def build_generator(g: GeneratorSettings) -> nn.Module:
+    """The generator of `gan.<model>.generator` (its settings' type says which model)."""
+    if isinstance(g, CartoonGeneratorParams):
+        return CartoonGenerator(g.width, g.blocks, g.upsample)
+    return AnimeGenerator(g.width, g.blocks, g.expansion)
 
 
-def save_generator(model_dir: Path | str, generator: nn.Module, config: dict, extra: dict | None = None) -> None:
-    """Write the folder atomically: `generator.safetensors` + `config.json` (`config['generator']` = build cfg)
-    + one JSON file per `extra` item (file name -> object)."""
-    from safetensors.torch import save_file
+def build_discriminator(d: DiscriminatorSettings) -> nn.Module:
+    """The discriminator of `gan.<model>.discriminator`."""
+    if isinstance(d, CartoonDiscriminatorParams):
+        return CartoonDiscriminator(d.width)
+    return AnimeDiscriminator(d.width, d.stages, d.spectral_norm)
 
-    from face2anime.io import atomic_path
 
+def generator_record(model: str, g: GeneratorSettings) -> dict[str, Any]:
+    """What config.json records under "generator": `{"model": ..., **the generator settings}`."""
+    return {"model": model, **recipe(g, where=())}
+
+
+def generator_settings(record: Any, source: str) -> GeneratorSettings:
+    """config.json's "generator" record read back as typed settings; a bad one is one line naming `source`."""
+    model = record.get("model") if isinstance(record, dict) else None
+    if model not in GENERATOR_SETTINGS:
+        raise UserError(f"{source}: generator.model = {model!r}: must be one of {', '.join(MODELS)}")
+    fields = {k: v for k, v in record.items() if k != "model"}
+    return validate(GENERATOR_SETTINGS[model], fields, source, "generator")
+
+
+def save_generator(model_dir: Path | str, generator: nn.Module, config: dict[str, Any],
+                   extra: dict[str, Any] | None = None) -> None:
+    """Write the folder atomically: `generator.safetensors` (float32) + `config.json` (`config['generator']` =
+    `generator_record`) + one JSON file per `extra` item (file name -> object)."""
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in generator.state_dict().items()}
-    with atomic_path(model_dir, is_dir=True) as tmp:
-        tmp.mkdir(parents=True, exist_ok=True)
-        save_file(state, str(tmp / "generator.safetensors"))
-        (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-        for name, obj in (extra or {}).items():
-            (tmp / name).write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    save_model_dir(model_dir, WEIGHTS, state, config, extra)
 
 
 def load_generator(model_dir: Path | str, device: str | torch.device = "cpu") -> nn.Module:
     """The trained generator from `model_dir` (generator.safetensors + config.json), eval mode, frozen."""
-    from safetensors.torch import load_file
-
-    model_dir = Path(model_dir)
-    cfg_path, weights = model_dir / "config.json", model_dir / "generator.safetensors"
-    for p in (cfg_path, weights):
-        if not p.exists():
-            raise UserError(f"generator file {p} not found: run `dvc repro train_gan` first")
-    redo = "re-run the stage that wrote it (`dvc repro train_gan`)"
+    config, state = read_model_dir(model_dir, WEIGHTS, "generator", REDO, device)
+    cfg_path = Path(model_dir) / "config.json"
     try:
-        cfg = json.loads(cfg_path.read_text())
-        generator = build_generator(cfg["generator"])
-    except Exception as err:  # noqa: BLE001 - any failure here means a broken or foreign config
-        raise UserError(f"generator config {cfg_path} is unreadable or not a generator config "
-                        f"({first_line(err)}): {redo}") from None
-    try:
-        state = load_file(str(weights), device=str(device))
-    except Exception as err:  # noqa: BLE001 - safetensors raises its own error type for broken files
-        raise UserError(f"generator weights {weights} are corrupt or not safetensors ({first_line(err)}): "
-                        f"{redo}") from None
+        generator = build_generator(generator_settings(config.get("generator"), str(cfg_path)))
+    except UserError as err:
+        raise UserError(f"{err}; {REDO}") from None
     try:
         generator.load_state_dict(state)
     except RuntimeError as err:  # other names or shapes: another model's weights
-        raise UserError(f"{weights} does not match {cfg_path} ({first_line(err)}): {redo}") from None
+        raise UserError(f"{Path(model_dir) / WEIGHTS} does not match {cfg_path} ({first_line(err)}): {REDO}") from None
     generator.to(device).eval()
     for p in generator.parameters():
         p.requires_grad_(False)

@@ -25,9 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from face2anime.data.tensors import luma
 from face2anime.gan import losses as L
 from face2anime.gan.models import build_discriminator, build_generator
+from face2anime.imaging.tensors import luma
+from face2anime.params import AnimeGanParams, CartoonGanParams, GanCommonParams
 
 @dataclass
 class Batch:
@@ -60,23 +61,21 @@ class GANModel:
     name = ""
     uses_gray_features = False     # does the G loss need backbone features of grayscale anime (gram)?
 
-    def __init__(self, arch: dict, common: dict, backbone: nn.Module, landmark: L.LandmarkLoss | None,
-                 landmark_weight: float, device: torch.device, amp_dtype: torch.dtype | None,
-                 channels_last: bool):
+    def __init__(self, arch: CartoonGanParams | AnimeGanParams, common: GanCommonParams, backbone: nn.Module,
+                 landmark: L.LandmarkLoss | None, landmark_weight: float, device: torch.device,
+                 amp_dtype: torch.dtype | None, channels_last: bool):
         self.device, self.amp_dtype = device, amp_dtype
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.G = build_generator({"model": self.name, **arch["generator"]}).to(device, memory_format=self.memory_format)
-        self.D = build_discriminator({"model": self.name, **arch["discriminator"]}).to(
-            device, memory_format=self.memory_format)
+        self.G = build_generator(arch.generator).to(device, memory_format=self.memory_format)
+        self.D = build_discriminator(arch.discriminator).to(device, memory_format=self.memory_format)
         self.g_train, self.d_train = self.G, self.D   # what the step trains through: DDP wrappers (`distribute`)
-        betas = (float(common["betas"][0]), float(common["betas"][1]))
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=float(common["lr_g_init"]), betas=betas)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=float(common["lr_d"]), betas=betas)
-        self.lr = {"init": float(common["lr_g_init"]), "gan": float(common["lr_g"])}
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=common.lr_g_init, betas=common.betas)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=common.lr_d, betas=common.betas)
+        self.lr = {"init": common.lr_g_init, "gan": common.lr_g}
         self.backbone = backbone
-        self.landmark, self.landmark_weight = landmark, float(landmark_weight)
-        self.weights = {k: float(v) for k, v in arch["weights"].items()}
-        self.init_weights = {k: float(v) for k, v in common["init_weights"].items()}
+        self.landmark, self.landmark_weight = landmark, landmark_weight
+        self.weights = dict(arch.weights)              # term name -> weight (the settings' fields)
+        self.init_weights = dict(common.init_weights)
 
     # ---------------------------------------------------------------- helpers
     def autocast(self):
@@ -175,9 +174,9 @@ class AnimeGAN(GANModel):
     name = "animegan"
     uses_gray_features = True
 
-    def __init__(self, arch: dict, *args, **kwargs):
+    def __init__(self, arch: AnimeGanParams, *args, **kwargs):
         super().__init__(arch, *args, **kwargs)
-        self.d_weights = {k: float(v) for k, v in arch["d_weights"].items()}
+        self.d_weights = arch.d_weights
 
     def d_loss(self, b: Batch, fake: torch.Tensor) -> torch.Tensor:
         real, gen, gray, smooth = self.discriminate(b.anime, fake, b.anime_gray, gray3(b.anime_smooth))

@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from face2anime.assets import ASSETS, resolve
-from face2anime.data.tensors import to_tensor
 from face2anime.errors import UserError
+from face2anime.imaging.tensors import to_tensor
 
 
 @torch.no_grad()

@@ -17,18 +17,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from face2anime.data.photo_input import PhotoCrops, load_photo_crops
-from face2anime.data.tensors import luma, to_tensor, to_uint8
 from face2anime.errors import UserError
+from face2anime.imaging.tensors import luma, to_tensor, to_uint8
 from face2anime.io import read_arrays
 from face2anime.metrics import gan
 from face2anime.metrics.features import embed
 from face2anime.metrics.landmarks import landmark_report
+from face2anime.photos.read import PhotoCrops, load_photo_crops
 
 
 # ---------------------------------------------------------------- inputs
 def load_photos(crops_npz: Path | str, photos_csv: Path | str, split: str = "test") -> PhotoCrops:
-    """The held-out photo crops (`data.photo_input`); the KID needs at least 2 of them."""
+    """The held-out photo crops (`photos.read`); the KID needs at least 2 of them."""
     photos = load_photo_crops(crops_npz, photos_csv, split)
     if len(photos.photo_ids) < 2:
         raise UserError(f"{photos_csv}: {len(photos.photo_ids)} photos in split {split!r}; the GAN evaluation needs "

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from face2anime.data.photo_crops import SIZE, crop_views
-from face2anime.data.photos import PhotoSkip, load_photo
 from face2anime.landmarks.dlib68 import DlibLandmarker, NoFace, choose_face
 from face2anime.landmarks.framing import Framing, from_crop
 from face2anime.landmarks.schema import dlib_to_face40
 from face2anime.metrics.landmarks import nme_per_image
+from face2anime.photos.crops import SIZE, crop_views
+from face2anime.photos.files import PhotoSkip, load_photo
 
 OUTER_CORNERS = (36, 45)
 

@@ -2,7 +2,7 @@
 
 ITU-R BT.601 luma weights (`LUMA`, RGB order) in OpenCV's fixed-point arithmetic, so the result is what
 `cv2.cvtColor(..., COLOR_RGB2GRAY)` gives (the DAN's gray crops, the contour search, the style set's
-edges, cut detection). The torch version for float images inside the GAN is `data.tensors.luma`, with the
+edges, cut detection). The torch version for float images inside the GAN is `imaging.tensors.luma`, with the
 same weights; it stays separate because it runs inside the autograd graph and on the GPU.
 """
 

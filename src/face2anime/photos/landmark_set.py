@@ -15,13 +15,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from face2anime.data.photo_crops import SIZE, auto_lid_shift, mean_shape, shape_offset
-from face2anime.data.photo_views import PhotoViews
-from face2anime.data.photos import split_by_photo
 from face2anime.errors import UserError
 from face2anime.io import read_arrays, read_table
 from face2anime.landmarks.schema import dlib_to_face40
 from face2anime.params import PhotoLandmarksParams
+from face2anime.photos.crops import SIZE, auto_lid_shift, mean_shape, shape_offset
+from face2anime.photos.detect import PhotoViews
+from face2anime.photos.split import split_by_photo
 from face2anime.viz.mean_shapes import plot_mean_shapes
 
 CSV_COLUMNS = ["photo_id", "path", "status", "reason", "split", "source_photo", "variant", "mirrored",

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from face2anime.data.crops import FrameStore
+from face2anime.anime.crops import FrameStore
 from face2anime.errors import UserError
 from face2anime.io import read_table
 from face2anime.landmarks import contour as ct

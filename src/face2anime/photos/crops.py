@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from face2anime.data.photos import Jitter, View, make_views, render_view, view_matrix, view_points
 from face2anime.landmarks.dlib68 import FaceResult
 from face2anime.landmarks.framing import Framing, framing_square
 from face2anime.landmarks.schema import FACE40, FACE40_REGIONS, IBUG68, dlib_to_face40
+from face2anime.photos.views import Jitter, View, make_views, render_view, view_matrix, view_points
 
 SIZE = 112  # the DAN's input size: points112 and the lower-lid shift are in crop pixels at this size
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from face2anime.data.images import to_gray
+from face2anime.imaging.images import to_gray
 from face2anime.params import PrepareStyleParams
 
 

@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from face2anime.data.images import to_gray
 from face2anime.errors import UserError
+from face2anime.imaging.images import to_gray
 from face2anime.landmarks.framing import Framing, crop_image, framing_square, to_crop
 
 CROP_SIZE = 112

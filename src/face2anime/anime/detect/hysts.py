@@ -12,12 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
+from face2anime.anime.detect.faces import Face
+from face2anime.anime.detect.filters import FaceFilter
 from face2anime.assets import ASSETS, resolve
-from face2anime.detect.faces import Face
-from face2anime.detect.filters import FaceFilter
 from face2anime.errors import UserError
 from face2anime.landmarks.schema import HYSTS28
-from face2anime.params import DetectAnimeParams, set_threads
+from face2anime.params import DetectAnimeParams
+from face2anime.runtime import set_threads
 
 def resolve_weights(cfg: DetectAnimeParams) -> tuple[Path, Path]:
     """(face detector file, landmark model file), each through the one asset resolver."""

@@ -1,7 +1,7 @@
 """The detect_photos stage's work: photos -> dlib faces + 68 points -> crop views and the photo table.
 
 This is the slow half of the photo side (decoding and dlib), kept apart from the 40-point targets
-(`photo_set`, stage photo_landmarks) so that nothing the targets read (the anime crops for the lid
+(`photos.landmark_set`, stage photo_landmarks) so that nothing the targets read (the anime crops for the lid
 shift and the comparison, the split) re-runs dlib. The views folder `data/photo_views/` holds exactly
 what the targets need: each ok view's pixels and dlib points at 112 (float64, as computed) and the table
 of every view and skipped photo, in processing order. Every random draw comes from
@@ -18,13 +18,14 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from face2anime.data.photo_crops import CropView, crop_views
-from face2anime.data.photos import Jitter, PhotoFile, PhotoSkip, demo_photos, list_photos, load_photo
 from face2anime.errors import UserError
 from face2anime.io import read_arrays, read_table, write_arrays, write_table
 from face2anime.landmarks.dlib68 import DlibLandmarker, NoFace
 from face2anime.landmarks.framing import Framing
 from face2anime.params import PhotoLandmarksParams
+from face2anime.photos.crops import CropView, crop_views
+from face2anime.photos.files import PhotoFile, PhotoSkip, demo_photos, list_photos, load_photo
+from face2anime.photos.views import Jitter
 
 # photos.csv without `split` (photo_landmarks assigns it): one row per crop view or skipped photo
 VIEW_COLUMNS = ["photo_id", "path", "status", "reason", "source_photo", "variant", "mirrored",

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from face2anime.data.images import LUMA
+from face2anime.imaging.images import LUMA
 
 
 def to_tensor(images: np.ndarray, size: int | None = None,

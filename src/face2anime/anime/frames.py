@@ -32,8 +32,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from face2anime.data.images import to_gray
 from face2anime.errors import UserError
+from face2anime.imaging.images import to_gray
 from face2anime.params import ExtractFramesParams
 
 THUMB_SIDE = 64  # cut detection compares 64x64 grey thumbnails (also the phash input at hash_size 16)
@@ -228,28 +228,26 @@ def _hash_size(cfg: ExtractFramesParams, on_grid: bool) -> int:
     return cfg.hash_size if on_grid and cfg.dedupe_hamming >= 0 else 0
 
 
-def extract_video(path: Path, cfg: ExtractFramesParams, out_dir: Path, encoder: WorkerPool,
-                  progress: Callable[[int], None] | None = None, truncation_tolerance: float = 0.05,
-                  offload: bool = False) -> VideoResult:
-    """Decode one video and write its kept frames into `out_dir/images/`.
-
-    A video that cannot be opened, decodes no frame, or ends well before the frame count its container
-    claims (truncated or corrupt; the tolerance absorbs containers that only estimate the count) is
-    returned with `error` set and leaves no image behind. `offload` moves thumbnails and hashes to the
-    pool (decisions then trail decoding by a few frames); the output is the same either way.
-    """
-    result = VideoResult(name=path.name)
+def _open_video(path: Path, result: VideoResult) -> tuple[cv2.VideoCapture, float, int] | None:
+    """(capture, frame rate, frame count the container claims); None, with `result.error` set, if unusable."""
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         result.error = "cannot be opened (not a video, or corrupt)"
-        return result
+        return None
     fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
     expected = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
     if not (math.isfinite(fps) and fps > 0):
         cap.release()
         result.error = "no frame rate in the container"
-        return result
-    selector = _Selector(result, path.stem, fps, cfg, out_dir, encoder.submit)
+        return None
+    return cap, fps, expected
+
+
+def _decode_frames(cap: cv2.VideoCapture, fps: float, selector: _Selector, encoder: WorkerPool,
+                   progress: Callable[[int], None] | None, offload: bool) -> None:
+    """Decode every frame, hand the looked-at ones to `selector` in order; release the capture and wait for
+    the encoder whatever happens."""
+    cfg, result = selector.cfg, selector.result
     # Frames neither on the step grid nor needed for cut detection are only grabbed (decoded but not
     # converted to BGR): for small videos the conversion costs more than the decoding itself.
     every_frame = cfg.keep_scene_starts
@@ -286,7 +284,11 @@ def extract_video(path: Path, cfg: ExtractFramesParams, out_dir: Path, encoder: 
         for *_, analysis in waiting:
             analysis.cancel()
         encoder.drain()
-    selector.finish()
+
+
+def _reject_incomplete(result: VideoResult, expected: int, truncation_tolerance: float, out_dir: Path) -> None:
+    """Set `error` for a video that decoded no frame or ended well before its claimed count; a failed video
+    keeps no image and no record."""
     if result.error is None and result.decoded == 0:
         result.error = "no decodable frame"
     elif result.error is None and expected and result.decoded < expected * (1 - truncation_tolerance) - 1:
@@ -296,6 +298,27 @@ def extract_video(path: Path, cfg: ExtractFramesParams, out_dir: Path, encoder: 
             (out_dir / record["path"]).unlink(missing_ok=True)
         result.records = []
         result.sampled = 0
+
+
+def extract_video(path: Path, cfg: ExtractFramesParams, out_dir: Path, encoder: WorkerPool,
+                  progress: Callable[[int], None] | None = None, truncation_tolerance: float = 0.05,
+                  offload: bool = False) -> VideoResult:
+    """Decode one video and write its kept frames into `out_dir/images/`.
+
+    A video that cannot be opened, decodes no frame, or ends well before the frame count its container
+    claims (truncated or corrupt; the tolerance absorbs containers that only estimate the count) is
+    returned with `error` set and leaves no image behind. `offload` moves thumbnails and hashes to the
+    pool (decisions then trail decoding by a few frames); the output is the same either way.
+    """
+    result = VideoResult(name=path.name)
+    opened = _open_video(path, result)
+    if opened is None:
+        return result
+    cap, fps, expected = opened
+    selector = _Selector(result, path.stem, fps, cfg, out_dir, encoder.submit)
+    _decode_frames(cap, fps, selector, encoder, progress, offload)
+    selector.finish()
+    _reject_incomplete(result, expected, truncation_tolerance, out_dir)
     return result
 
 

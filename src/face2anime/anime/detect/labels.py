@@ -21,8 +21,8 @@ from pathlib import Path, PurePath
 import numpy as np
 import pandas as pd
 
-from face2anime.detect.faces import BOX_COLUMNS, N_CONTOUR, Face
-from face2anime.detect.filters import FaceFilter
+from face2anime.anime.detect.faces import BOX_COLUMNS, N_CONTOUR, Face
+from face2anime.anime.detect.filters import FaceFilter
 from face2anime.errors import UserError
 from face2anime.landmarks.schema import HYSTS28, table_columns
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 # Every reason a face can be dropped; metrics list all of them (zeros included) so runs compare cleanly.
 # The last three are labels rows only: a box of width/height <= 0, a row repeating an earlier one (same frame
-# and box), a box or point outside the frame (see `face2anime.detect.labels`).
+# and box), a box or point outside the frame (see `face2anime.anime.detect.labels`).
 REASONS = ("det_score", "small_face", "max_faces", "lmk_score", "nan_points", "nan_box",
            "bad_box", "duplicate", "out_of_frame")
 

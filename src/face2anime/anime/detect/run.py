@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from face2anime.detect.faces import Face, face_row, faces_table
-from face2anime.detect.filters import FaceFilter, new_counter
+from face2anime.anime.detect.faces import Face, face_row, faces_table
+from face2anime.anime.detect.filters import FaceFilter, new_counter
 from face2anime.errors import UserError
 
 INDEX_COLUMNS = ["frame_id", "video", "frame", "scene", "width", "height", "path"]

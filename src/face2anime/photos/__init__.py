@@ -1,0 +1,1 @@
+"""The photo side: photo files, dlib faces and crop views, the 40-point photo set, reading a split."""
