@@ -241,7 +241,8 @@ def _open_outputs(run: _Run) -> None:
         run.curves = Curves(None)
         return
     if not run.resumed:
-        for d in (out.checkpoint_dir, out.live_dir, out.samples_dir):
+        run.checkpoint.clear()
+        for d in (out.live_dir, out.samples_dir):
             if d is not None:
                 shutil.rmtree(d, ignore_errors=True)
     out.checkpoint_dir.mkdir(parents=True, exist_ok=True)
