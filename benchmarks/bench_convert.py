@@ -67,7 +67,7 @@ def prepare_model(args: argparse.Namespace, work: Path) -> tuple[Path, str]:
     arch.update({k: v for k, v in (("width", args.width), ("blocks", args.blocks)) if v is not None})
     torch.manual_seed(0)
     dst = work / "model"
-    generator = build_generator(generator_settings(arch, "bench_convert"))
+    generator = build_generator(generator_settings(arch, "bench_convert"), 112)
     save_generator(dst, generator, {"generator": arch, "variant": "random", "image_size": 112,
                                     "input_range": [-1, 1], "channels": "RGB", **framing_record()})
     return dst, f"random weights, {arch}"

@@ -70,7 +70,7 @@ def main() -> None:
     arch = arch.model_copy(update={"generator": arch.generator.model_validate({**dict(arch.generator), **sizes})})
     bs, size = 2 if args.smoke else c.batch_size, c.image_size
     torch.manual_seed(0)
-    G = build_generator(arch.generator)
+    G = build_generator(arch.generator, 112)
     D = build_discriminator(arch.discriminator)
     for p in D.parameters():
         p.requires_grad_(False)

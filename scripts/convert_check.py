@@ -4,8 +4,11 @@
 Builds a scratch input set from the demo photos: the photos themselves, one picture holding both faces, a
 picture without a face, a corrupt file, a file of an unknown kind and a short video (with no audio track);
 runs the installed `face2anime convert` command on it in paste mode, then in crops mode, and checks the
-exit codes, the counts of its summary, the outputs (sizes, frame count and rate of the video) and that no
-Python traceback was printed. Writes `reports/convert/before_after.png` (each picture next to its result; `--sheet` elsewhere).
+exit codes, the counts of its summary (no demo face left unpainted: a SPADE painter conditions every one),
+the outputs (sizes, frame count and rate of the video) and that no Python traceback was printed; then
+`face2anime export --format onnx` of the same model, run once through onnxruntime (an `image` input for the
+study generators, `conditioning` for the painter). Writes `reports/convert/before_after.png` (each picture
+next to its result; `--sheet` elsewhere).
 Run by `.ci/run` after `dvc repro`; by hand: `.venv/bin/python scripts/convert_check.py [--model VARIANT]`.
 """
 
@@ -84,6 +87,18 @@ def before_after(pairs: list[tuple[Path, Path]], height: int = 320) -> np.ndarra
     return np.concatenate(rows, axis=0)
 
 
+def onnx_runs(path: Path) -> bool:
+    """The exported file takes a batch of 2 of its declared input and returns 2 RGB images in [-1, 1]."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (inp,) = session.get_inputs()
+    x = np.random.default_rng(0).uniform(-1, 1, (2, *inp.shape[1:])).astype(np.float32)
+    (y,) = session.run(None, {inp.name: x})
+    print(f"  onnx: input {inp.name} {inp.shape} -> output {list(y.shape)}")
+    return y.shape == (2, 3, *inp.shape[2:]) and bool(np.isfinite(y).all()) and float(np.abs(y).max()) <= 1.0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help="variant or generator folder (default: params convert.model)")
@@ -109,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         check("1 without a face copied unchanged" in text, "the no-face picture is reported and copied")
         check("2 skipped" in text and "corrupt.jpg" in text and "notes.txt" in text,
               "the corrupt and the unknown file are listed skips")
+        check("face skipped" not in text and "not paintable" not in text, "every face found was painted")
         for name in ("photo0", "photo1", "two_faces", "no_face"):
             src, dst = files[name], out / "pictures" / files[name].name
             a, b = cv2.imread(str(src)), cv2.imread(str(dst)) if dst.exists() else None
@@ -130,6 +146,11 @@ def main(argv: list[str] | None = None) -> int:
         rc, text = run([exe, "convert", str(files["corrupt"]), str(files["no_face"]), "-o", str(tmp / "none"),
                         "--no-face", "skip", "-q", *model])
         check(rc == 1 and "Traceback" not in text, "nothing convertible: exit 1, no traceback")
+        onnx_file = tmp / "model.onnx"
+        rc, text = run([exe, "export", "--format", "onnx", "-o", str(onnx_file), *model])
+        check(rc == 0 and onnx_file.is_file() and "Traceback" not in text, "export --format onnx exits 0")
+        if onnx_file.is_file():
+            check(onnx_runs(onnx_file), "the ONNX file runs in onnxruntime (batch 2)")
         if not problems:
             sheet = before_after([(files[n], out / "pictures" / files[n].name) for n in ("photo0", "photo1", "two_faces")])
             write_image(args.sheet, sheet)

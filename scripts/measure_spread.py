@@ -42,7 +42,8 @@ DOC = ROOT / "docs" / "reproducibility.md"
 CSV_OUT = ROOT / "docs" / "spread.csv"
 BEGIN, END = "<!-- spread:begin (scripts/measure_spread.py) -->", "<!-- spread:end -->"
 # The stages that train or measure through a trained model, in dvc.yaml order (prefix match on the name).
-TRAINED = ("train_dan", "eval_dan", "init_gan@", "train_gan@", "eval_gan_reference", "eval_gan@")
+TRAINED = ("train_dan", "eval_dan", "init_gan@", "train_gan@", "init_spade", "train_spade@", "eval_gan_reference",
+           "eval_gan@")
 CPU_MATH_VARS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_CBWR", "FACE2ANIME_CPU_MATH")
 # Headline metrics shown in the short table besides the gated ones (the full list is in docs/spread.csv).
 HEADLINE = ("metrics/dan.json:stage1.rmse_px", "metrics/dan.json:stage1.images_with_outlier_pct",

@@ -1,9 +1,11 @@
-"""Stage eval_gan@<variant>: one trained generator on the held-out photos -> `metrics/gan/<variant>.json`.
+"""Stage eval_gan@<variant>: one trained painter on the held-out photos -> `metrics/gan/<variant>.json`.
 
+Every family through one door (`gan.painting.load_painter`: the study generators and the spade painter).
 Landmark consistency (frozen DAN on the grayscale output vs the photo's 40 target points, with the raw
-photo as baseline), style distance to held-out anime faces (KID), content kept (feature distance to the
-input), and the study's two failure modes as flags: collapse and copy. Reference features of the photos
-and anime faces come from `eval_gan_reference`.
+photo as baseline, and vs the painter's own target points), style distance to held-out anime faces (KID),
+the share of outputs that look anime (the probe of `eval_gan_reference`), faithfulness (pose and skin/hair
+colours kept), content kept (feature distance to the input), and the study's two failure modes as flags:
+collapse and copy. Reference features and the probe come from `eval_gan_reference`.
 """
 
 from __future__ import annotations
@@ -14,12 +16,12 @@ from pathlib import Path
 from face2anime.stage import run_stage
 from face2anime.dan.inference import FrozenDAN
 from face2anime.gan.backbone import load_backbone
-from face2anime.gan.models import load_generator
+from face2anime.gan.painting import load_painter
 from face2anime.io import write_json
 from face2anime.metrics.features import embed, load_inception
 from face2anime.device import resolve_device
-from face2anime.metrics.gan_eval import (GanEvalSettings, dan_points, evaluate_variant, generate, load_photos,
-                                         read_reference, read_training_summary)
+from face2anime.metrics.gan_eval import (GanEvalSettings, dan_points, evaluate_variant, load_photos, read_reference,
+                                         read_training_summary)
 from face2anime.runtime import seed_everything, set_threads
 from face2anime.settings import load_settings
 
@@ -35,11 +37,12 @@ def main(variant: str) -> str:
     seed_everything(seed)
     set_threads(p.threads)
     device = resolve_device(p.device, "eval_gan.device")
-    generator = load_generator(Path("models/gan") / variant, device=device)
+    painter = load_painter(Path("models/gan") / variant, device, p.batch_size, p.threads)
     refs = read_reference(REFERENCE)
     photos = load_photos(PHOTOS_NPZ, PHOTOS_CSV, p.split)
     batch = p.batch_size
-    outputs = generate(generator, photos.color, batch, device)
+    outputs = painter(photos.color, photos.targets)
+    target_points = painter.target_points(photos.targets)
     out_points = dan_points(FrozenDAN.load(DAN_DIR, device=device), outputs, batch, device)
     fn = p.feature_net
     net = load_backbone(fn.name, fn.layer, weights=fn.weights, device=device)
@@ -55,12 +58,16 @@ def main(variant: str) -> str:
     result = {"variant": variant, **evaluate_variant(
         photos, outputs, out_points, refs["photo_dan_points"], refs, out_pooled, out_maps, out_inception,
         str(refs["feature_net"]), str(refs["inception_note"]), settings,
-        training=read_training_summary(Path("models/gan") / variant))}
+        training=read_training_summary(Path("models/gan") / variant), target_points=target_points)}
     write_json(Path("metrics/gan") / f"{variant}.json", result)
-    lm, st = result["landmarks"], result["style"]
+    lm, st, ar, fa = result["landmarks"], result["style"], result["anime_rate"], result["faithfulness"]
     flags = [name for name in ("collapse", "copy") if result[name][name]]
     return (f"{variant}: landmark RMSE {lm['output']['rmse_px']:.2f} px (photo {lm['photo_baseline']['rmse_px']:.2f}), "
             f"KID {st['kid']['mean']:.4g} (photo {st['kid_photo_baseline']['mean']:.4g}), "
+            f"anime rate {ar['output']:.0%} (photo {ar['photo_baseline']:.0%}, anime {ar['anime_heldout']:.0%}), "
+            f"point error to target {_fmt(fa['point_error_to_target_px']['median'])} px, "
+            f"eye angle diff {_fmt(fa['eye_angle_diff_deg']['median'])} deg, skin/hair dE "
+            f"{_fmt(fa['skin_delta_e']['median'])}/{_fmt(fa['hair_delta_e']['median'])}, "
             f"spread ratio {_fmt(result['collapse']['spread_ratio'])}, pixel MAE {result['copy']['pixel_mae']:.3f}, "
             f"checkerboard {result['checkerboard']['power']:.2e} (photo {result['checkerboard']['photo_baseline']:.2e})"
             f"{'; FLAGS: ' + ', '.join(flags) if flags else ''}")

@@ -1,8 +1,9 @@
 """Stage report: pictures and a summary table of every GAN variant on the same held-out photos.
 
-Writes `reports/gan/grid_<variant>.png` (photo | output | DAN points on the output), the side-by-side
-`reports/gan/comparison.png`, `reports/gan/summary.csv` (plotted by `dvc plots show`) and
-`reports/summary.md` from `metrics/gan/<variant>.json`.
+Writes `reports/gan/grid_<variant>.png` (photo | output | DAN points on the output vs the painter's target
+points), the side-by-side `reports/gan/comparison.png` (with the first spade variant's input beside each
+photo), `reports/gan/summary.csv` (plotted by `dvc plots show`) and `reports/summary.md` from
+`metrics/gan/<variant>.json`. The variants are `report.variants`.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ import pandas as pd
 from face2anime.dan.inference import FrozenDAN
 from face2anime.device import resolve_device
 from face2anime.errors import UserError
-from face2anime.gan.models import load_generator
+from face2anime.gan.painting import load_painter
 from face2anime.io import write_image, write_table, write_text
-from face2anime.metrics.gan_eval import dan_points, generate, load_photos
+from face2anime.metrics.gan_eval import dan_points, load_photos
 from face2anime.runtime import seed_everything, set_threads
 from face2anime.settings import load_settings
 from face2anime.stage import run_stage
-from face2anime.viz.report import comparison_grid, summary_markdown, summary_row, variant_grid
+from face2anime.viz.report import comparison_grid, conditioning_image, summary_markdown, summary_row, variant_grid
 from face2anime.viz.sheets import rgb_to_bgr
 
 PHOTOS_NPZ = Path("data/photos/crops.npz")
@@ -56,12 +57,18 @@ def main() -> str:
     color, targets = photos.color[idx], photos.targets[idx]
     dan = FrozenDAN.load(DAN_DIR, device=device)
     batch, scale = ev.batch_size, p.scale
-    outputs = {}
+    outputs, shown = {}, None
     for v in variants:
-        outputs[v] = generate(load_generator(Path("models/gan") / v, device=device), color, batch, device)
-        grid = variant_grid(color, outputs[v], dan_points(dan, outputs[v], batch, device), targets, scale)
+        painter = load_painter(Path("models/gan") / v, device, batch, ev.threads)
+        outputs[v] = painter(color, targets)
+        grid = variant_grid(color, outputs[v], dan_points(dan, outputs[v], batch, device),
+                            painter.target_points(targets), scale)
         write_image(OUT_DIR / f"grid_{v}.png", rgb_to_bgr(grid))
-    write_image(OUT_DIR / "comparison.png", rgb_to_bgr(comparison_grid(color, outputs, scale)))
+        if shown is None:
+            cond = painter.conditioning(color, targets)
+            if cond is not None:
+                shown = (v, np.stack([conditioning_image(c, color.shape[1]) for c in cond]))
+    write_image(OUT_DIR / "comparison.png", rgb_to_bgr(comparison_grid(color, outputs, scale, shown)))
     rows = [summary_row(v, metrics[v]) for v in variants]
     write_table(OUT_DIR / "summary.csv", pd.DataFrame(rows))
     write_text(SUMMARY_MD, summary_markdown(rows, metrics))

@@ -20,23 +20,26 @@ writes. Started by torchrun itself (several nodes, docs/scaling.md) it is one of
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from face2anime.device import resolve_device
-from face2anime.errors import UserError
+from face2anime.errors import UserError, first_line
 from face2anime.gan import distributed
 from face2anime.gan.backbone import load_backbone
-from face2anime.gan.data import load_photos, load_style
+from face2anime.gan.data import load_pairs, load_photos, load_style
 from face2anime.gan.models import MODELS
 from face2anime.gan.train import LOSSES, Outputs, TrainConfig, train_gan
 from face2anime.settings import load_settings
 from face2anime.stage import run_stage
-from face2anime.training import file_digest
+from face2anime.training import file_digest, recipe
 
 PHOTOS_NPZ = Path("data/photos/crops.npz")
 PHOTOS_CSV = Path("data/photos/photos.csv")
 STYLE = Path("data/style/style.npz")
+PAIRS = Path("data/spade/pairs.npz")
+PHOTOS_METRICS = Path("metrics/photos.json")
 INIT_ROOT = Path("models/gan_init")
 
 
@@ -46,7 +49,27 @@ def photo_framing() -> dict:
     f, p = load_settings("framing"), load_settings("photo_landmarks")
     return {"framing": f.model_dump(),
             "photo_landmarks": {"mapping": p.mapping, "detector": p.detector, "upsample": p.upsample,
-                                "det_threshold": p.det_threshold, "max_side": p.max_side}}
+                                "det_threshold": p.det_threshold, "max_side": p.max_side,
+                                "lower_lid_shift": lid_shift(p.lower_lid_shift)}}
+
+
+def lid_shift(param) -> float:
+    """The lower-eyelid shift (px at 112) the photos' target points had: the param, or with `auto` the value
+    photo_landmarks measured (metrics/photos.json); the painter's convert moves new faces' points the same way."""
+    if param != "auto":
+        return float(param)
+    try:
+        return float(json.loads(PHOTOS_METRICS.read_text())["lower_lid_shift_px"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise UserError(f"{PHOTOS_METRICS}: no lower_lid_shift_px ({first_line(err)}): run `dvc repro photo_landmarks` "
+                        f"first") from None
+
+
+def painter_record(spade, anime_mean_shape: list) -> dict:
+    """What `face2anime convert` and eval need beside the painter's weights: its conditioning recipe, how far a
+    photo's points move toward the anime mean shape, and that mean shape (the training pairs' mean points)."""
+    return {"painter": {"conditioning": recipe(spade.conditioning, where=()), "shape_move": spade.shape_move,
+                        "anime_mean_shape": anime_mean_shape}}
 
 
 def entry(model: str, loss: str | None) -> str | None:
@@ -78,13 +101,18 @@ def main(model: str, loss: str | None) -> str:
 def _train(cfg: TrainConfig, model: str, loss: str | None, dist: distributed.Dist, framing: dict) -> str:
     init = loss is None
     c = cfg.common
-    photos = load_photos(PHOTOS_NPZ, PHOTOS_CSV, c.photo_split, c.image_size, c.max_photos or None)
+    painter = model == "spade"
+    if painter:   # the painter learns from anime faces and their conditioning, never from photos
+        photos = load_pairs(PAIRS, c.image_size, cfg.arch.max_pairs or None)
+        framing = {**framing, **painter_record(cfg.arch, photos.points.double().mean(dim=0).tolist())}
+    else:
+        photos = load_photos(PHOTOS_NPZ, PHOTOS_CSV, c.photo_split, c.image_size, c.max_photos or None)
     style = load_style(STYLE, c.image_size)
     bb = c.backbone
     device = dist.device
     backbone = load_backbone(bb.name, bb.layer, bb.weights or None, bb.allow_download, device,
                              activation=bb.activation)
-    inputs = [PHOTOS_NPZ, PHOTOS_CSV, STYLE]
+    inputs = [PAIRS, STYLE] if painter else [PHOTOS_NPZ, PHOTOS_CSV, STYLE]
     dan = None
     if not init and c.dan_dir:
         from face2anime.dan.inference import FrozenDAN
@@ -102,7 +130,7 @@ def _train(cfg: TrainConfig, model: str, loss: str | None, dist: distributed.Dis
                   model_dir=INIT_ROOT / model if init else Path("models/gan") / variant)
     digest = distributed.broadcast_object(dist, file_digest(inputs) if dist.is_main else None)
     result = train_gan(cfg, photos, style, backbone, out, dan=dan, input_digest=digest, init_dir=init_dir,
-                       stop_after_init=init, config_extra=None if init else framing, dist=dist)
+                       stop_after_init=init, config_extra=framing if painter or not init else None, dist=dist)
     last = result["history"][-1] if result["history"] else {}
     monitor = f", DAN point error on outputs {last['monitor_point_error_px']:.2f} px" \
         if "monitor_point_error_px" in last else ""
@@ -112,7 +140,8 @@ def _train(cfg: TrainConfig, model: str, loss: str | None, dist: distributed.Dis
     top = (f", largest G loss share at the adversarial start {t['max_share_start']:.0%}"
            if t["max_share_start"] is not None else "")
     ranks = f" x {dist.world} processes" if dist.world > 1 else ""
-    return (f"{variant}: {result['epochs_run']} epochs on {len(photos)} photos x {len(style)} anime faces "
+    data = f"{len(photos)} anime pairs" if painter else f"{len(photos)} photos x {len(style)} anime faces"
+    return (f"{variant}: {result['epochs_run']} epochs on {data} "
             f"on {result['device']}{ranks} (autocast {result['amp']}){resumed}; "
             f"G loss {last.get('g_total', float('nan')):.4g}"
             f"{mae}{top}{monitor}")
@@ -125,7 +154,10 @@ if __name__ == "__main__":
     group.add_argument("--loss", choices=LOSSES)
     group.add_argument("--init", action="store_true", help="the model's reconstruction init (shared by both losses)")
     args = parser.parse_args()
-    name = f"init_gan@{args.model}" if args.init else f"train_gan@{args.model}-{args.loss}"
+    if args.model == "spade":   # the painter's stages: init_spade, train_spade@<loss>
+        name = "init_spade" if args.init else f"train_spade@{args.loss}"
+    else:
+        name = f"init_gan@{args.model}" if args.init else f"train_gan@{args.model}-{args.loss}"
     variant = f"{args.model}-init" if args.init else f"{args.model}-{args.loss}"
     outputs = [INIT_ROOT / args.model if args.init else Path("models/gan") / variant, Path("checkpoints/gan") / variant,
                Path("reports/gan") / variant, Path("dvclive/gan") / variant]

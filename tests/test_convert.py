@@ -1,6 +1,7 @@
 """face2anime convert / export: paste-back geometry, several faces, videos, bad inputs, settings, the model
-folder contract with train_gan, and ONNX / TorchScript parity. No pipeline outputs needed: generators are
-built with random weights into tmp_path."""
+folder contract with train_gan, ONNX / TorchScript parity, and the SPADE painter through the same path (its
+40 points per face, a face it cannot paint as a listed skip, its `conditioning` export). No pipeline outputs
+needed: generators are built with random weights into tmp_path."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from torch import nn
 
 from face2anime.convert.cli import main
 from face2anime.convert.export import export_generator
-from face2anime.convert.faces import FaceFinder
+from face2anime.convert.faces import FaceFinder, PhotoFace
 from face2anime.convert.inputs import collect
 from face2anime.convert.model import read_model
 from face2anime.convert.paste import face_mask, paste_faces
@@ -27,16 +28,26 @@ from face2anime.convert.settings import find_params_file, load_settings
 from face2anime.convert.video import decoded_facts
 from face2anime.convert.video import has_audio
 from face2anime.errors import UserError
+from face2anime.demo.character import sample_character
+from face2anime.demo.face import FaceState, build_face
+from face2anime.demo.geometry import Pose
 from face2anime.gan.models import build_generator, generator_record, save_generator
+from face2anime.gan.painting import load_painter
 from face2anime.landmarks.dlib68 import DlibLandmarker
-from face2anime.landmarks.framing import crop_image
-from face2anime.params import AnimeGeneratorParams, CartoonGeneratorParams
+from face2anime.landmarks.framing import crop_image, square_to_crop_matrix
+from face2anime.landmarks.schema import FACE40_LOWER_LIDS, anime_to_face40, dlib_to_face40
+from face2anime.params import (AnimeGeneratorParams, CartoonGeneratorParams, ConditioningParams, RoughParams,
+                               SpadeGeneratorParams)
 from face2anime.photos.files import demo_photos, load_photo
 from face2anime.settings import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = ROOT / "params.yaml"
 SMALL_G = ("animegan", AnimeGeneratorParams(width=4, blocks=1, expansion=2))   # (model, generator settings)
+TINY_SPADE = SpadeGeneratorParams(width=4, blocks=3, hidden=4, noise=True)
+COND112 = ConditioningParams(size=112, rough=RoughParams(median_before=3, spatial_radius=8.0, color_radius=30.0,
+                                                         median_after=3), fill_dilate=1, fill_radius=3.0, line_width=1)
+LID_SHIFT = 8.8
 
 
 def _record() -> dict:
@@ -49,10 +60,31 @@ def _record() -> dict:
 
 def _save_model(path: Path, arch: tuple = SMALL_G, record: dict | None = None, seed: int = 0, **config_kw) -> Path:
     torch.manual_seed(seed)
-    g = build_generator(arch[1])
+    g = build_generator(arch[1], 112)
     config = {"generator": generator_record(*arch), "variant": "test-random", "image_size": 112, "input_range": [-1, 1],
               "channels": "RGB", **(_record() if record is None else record), **config_kw}
     save_generator(path, g, config)
+    return path
+
+
+def _anime_mean_shape() -> list:
+    """40 points of a demo-renderer anime face framed in a 112 px crop: big, low-set eyes."""
+    face = build_face(sample_character(np.random.default_rng(3), "c0"), FaceState(Pose(56.0, 47.0, 34.0, 0.0)))
+    return anime_to_face40(face.points28, face.contour17).tolist()
+
+
+def _save_painter(path: Path, seed: int = 0, lid_shift: float | None = LID_SHIFT) -> Path:
+    """A tiny random SPADE painter folder at 112 px, as train_gan writes one (framing, photo landmarks with the
+    lower-lid shift, the painter record)."""
+    torch.manual_seed(seed)
+    record = _record()
+    if lid_shift is not None:
+        record["photo_landmarks"]["lower_lid_shift"] = lid_shift
+    config = {"generator": generator_record("spade", TINY_SPADE), "variant": "test-spade", "image_size": 112,
+              "input_range": [-1, 1], "channels": "RGB", **record,
+              "painter": {"conditioning": COND112.model_dump(), "shape_move": 0.5,
+                          "anime_mean_shape": _anime_mean_shape()}}
+    save_generator(path, build_generator(TINY_SPADE, 112), config)
     return path
 
 
@@ -70,6 +102,11 @@ class Constant(nn.Module):
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
     return _save_model(tmp_path_factory.mktemp("model") / "g")
+
+
+@pytest.fixture(scope="module")
+def painter_dir(tmp_path_factory) -> Path:
+    return _save_painter(tmp_path_factory.mktemp("painter") / "spade")
 
 
 @pytest.fixture(scope="module")
@@ -386,3 +423,127 @@ def test_onnx_and_torchscript_match_pytorch(tmp_path, arch):
         onnx_out = session.run(None, {"image": x.numpy()})[0]
         assert onnx_out.shape == ref.shape == ts.shape
         assert np.abs(onnx_out - ref).max() <= 1e-4 and np.abs(ts - ref).max() <= 1e-4
+
+
+# ---------------------------------------------------------------- the SPADE painter through convert
+def test_face_points_are_the_training_photos_points112(painter_dir, model_dir, demo):
+    """A face's 40 crop points: dlib's points mapped 68 -> 40 and through the crop's own transform (what the
+    crop shows them at), with the recorded lower-lid shift added to the lower lids only."""
+    finder = FaceFinder(read_model(painter_dir), load_settings(PARAMS))
+    pic = demo["astronaut"]
+    (face,) = finder.find(pic)
+    (raw,) = finder.landmarker.find_faces(pic)
+    m = square_to_crop_matrix(face.square, 112)
+    expected = dlib_to_face40(raw.points68, finder.mapping, 0.0) @ m[:, :2].T + m[:, 2]
+    d = face.points112 - expected
+    lids = list(FACE40_LOWER_LIDS)
+    others = [i for i in range(40) if i not in lids]
+    assert np.abs(d[others]).max() < 1e-6 and np.abs(d[lids, 0]).max() < 1e-6
+    assert np.allclose(d[lids, 1], LID_SHIFT)
+    assert (face.points112 > 0).all() and (face.points112 < 112).all()   # the face fills its crop
+    study = FaceFinder(read_model(model_dir), load_settings(PARAMS))
+    assert study.find(pic)[0].points112 is None   # a study generator records no lid shift and needs no points
+
+
+def test_painter_converts_a_photo_in_paste_mode(tmp_path, painter_dir, demo):
+    """Same path as the study generators: the face's square is repainted, every other pixel keeps its bytes,
+    and the pasted face is the painter's own output for that crop and its points."""
+    src = _png(tmp_path / "in" / "astronaut.png", demo["astronaut"])
+    report = _convert([src], tmp_path / "out", painter_dir, batch_size=4)
+    assert report.exit_code == 0 and report.faces == 1 and report.faces_skipped == 0, report.listing()
+    out = _read(tmp_path / "out" / "astronaut.png")
+    pic = demo["astronaut"]
+    finder = FaceFinder(read_model(painter_dir), load_settings(PARAMS))
+    (face,) = finder.find(pic)
+    x0, y0, side = face.square
+    outside = np.ones(pic.shape[:2], bool)
+    outside[max(0, int(y0) - 1):int(np.ceil(y0 + side)) + 1, max(0, int(x0) - 1):int(np.ceil(x0 + side)) + 1] = False
+    d = np.abs(out.astype(int) - pic.astype(int))
+    assert d[outside].max() == 0
+    inner = d[int(y0 + 0.3 * side):int(y0 + 0.7 * side), int(x0 + 0.3 * side):int(x0 + 0.7 * side)]
+    assert inner.mean() > 20   # a random painter paints something else than the photo
+    crops = _convert([src], tmp_path / "crops", painter_dir, mode="crops")
+    painter = load_painter(painter_dir, torch.device("cpu"), batch_size=4, threads=1)
+    want = painter(finder.crops(pic, [face]), FaceFinder.points([face]))[0]
+    assert crops.faces == 1 and np.array_equal(_read(tmp_path / "crops" / "astronaut_face0.png"), want)
+
+
+def test_a_face_the_painter_cannot_condition_is_a_listed_skip(tmp_path, capsys, painter_dir, demo, monkeypatch):
+    """Points far out of the crop: that face is skipped (listed, counted) and left as it was; the picture's
+    other face is painted. With every face skipped, the picture is handled as one without a face."""
+    g = demo["grace_hopper"]
+    g = cv2.resize(g, (round(g.shape[1] * 512 / g.shape[0]), 512), interpolation=cv2.INTER_AREA)
+    both = np.hstack([g, demo["astronaut"]])
+    src = _png(tmp_path / "in" / "two.png", both)
+    find = FaceFinder.find
+    bad_faces = {"which": (1,)}
+
+    def find_with_bad_points(self, rgb):
+        faces = find(self, rgb)
+        return [PhotoFace(f.square, f.score, f.points112 + (400.0, 0.0)) if k in bad_faces["which"] else f
+                for k, f in enumerate(faces)]
+
+    monkeypatch.setattr(FaceFinder, "find", find_with_bad_points)
+    code, out, err = _cli(capsys, "convert", src, "-o", tmp_path / "out", "--model", painter_dir, "--params", PARAMS,
+                          "-q")
+    assert code == 0 and err == "" and "Traceback" not in out
+    skipped = [line for line in out.splitlines() if line.startswith("  face skipped:")]
+    reason = "two.png: face 1: its points cannot condition the painter: 40 points out of the 112x112 frame"
+    assert len(skipped) == 1 and reason in skipped[0], out
+    assert "converted 1 picture (1 face)" in out and "1 face skipped (not paintable)" in out
+    faces = find(FaceFinder(read_model(painter_dir), load_settings(PARAMS)), both)
+    pasted = _read(tmp_path / "out" / "two.png").astype(int)
+    sq = faces[1].square.astype(int)
+    assert np.array_equal(pasted[sq[1]:sq[1] + sq[2], sq[0]:sq[0] + sq[2]],        # skipped face: as it was
+                          both[sq[1]:sq[1] + sq[2], sq[0]:sq[0] + sq[2]].astype(int))
+    sq = faces[0].square.astype(int)
+    assert np.abs(pasted - both)[sq[1]:sq[1] + sq[2], sq[0]:sq[0] + sq[2]].mean() > 10   # painted face changed
+
+    bad_faces["which"] = (0, 1)
+    code, out, err = _cli(capsys, "convert", src, "-o", tmp_path / "none", "--model", painter_dir, "--params", PARAMS,
+                          "-q")
+    assert code == 1 and "Traceback" not in out + err
+    assert f"  no face painted: {src} (copied unchanged)" in out and "2 faces skipped (not paintable)" in out
+    assert (tmp_path / "none" / "two.png").read_bytes() == src.read_bytes()
+
+
+def test_painter_without_lid_shift_record_is_refused(tmp_path, capsys, demo):
+    old = _save_painter(tmp_path / "old", lid_shift=None)
+    src = _png(tmp_path / "a.png", demo["astronaut"])
+    code, out, err = _cli(capsys, "convert", src, "-o", tmp_path / "out", "--model", old, "--params", PARAMS)
+    assert code == 1 and out == "" and len(err.strip().splitlines()) == 1
+    assert "does not record photo_landmarks.lower_lid_shift" in err and "re-run `dvc repro`" in err
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+def test_painter_exports_with_a_conditioning_input(tmp_path, painter_dir, demo):
+    """ONNX / TorchScript of the painter take `conditioning` (B, 8, 112, 112); fed the conditioning built as
+    docs/convert.md says (from the config stored in the file), they give the painter's own output."""
+    import onnxruntime as ort
+
+    from face2anime.paint.conditioning import CHANNELS, PHOTO_MARGIN, conditioning, move_shape
+
+    model = read_model(painter_dir)
+    onnx_file = export_generator(model, "onnx", tmp_path / "p.onnx")
+    ts_file = export_generator(model, "torchscript", tmp_path / "p.pt")
+    session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+    (inp,) = session.get_inputs()
+    assert inp.name == "conditioning" and inp.shape[1:] == [len(CHANNELS), 112, 112]
+    # the recipe of docs/convert.md, from the file alone
+    rec = json.loads(session.get_modelmeta().custom_metadata_map["face2anime_config"])["painter"]
+    finder = FaceFinder(read_model(painter_dir), load_settings(PARAMS))
+    faces = finder.find(demo["astronaut"]) + finder.find(demo["grace_hopper"])
+    crops = np.concatenate([finder.crops(demo["astronaut"], faces[:1]), finder.crops(demo["grace_hopper"], faces[1:])])
+    c = ConditioningParams.model_validate(rec["conditioning"])
+    x = np.stack([conditioning(crop, move_shape(f.points112, np.array(rec["anime_mean_shape"]), rec["shape_move"]),
+                               c, margin=PHOTO_MARGIN) for crop, f in zip(crops, faces)])
+    painter = load_painter(painter_dir, torch.device("cpu"), batch_size=4, threads=1)
+    assert np.array_equal(x, painter.conditioning(crops, FaceFinder.points(faces)))
+    with torch.no_grad():
+        ref = painter.generator(torch.from_numpy(x)).numpy()
+    onnx_out = session.run(None, {"conditioning": x})[0]
+    scripted = torch.jit.load(str(ts_file))
+    with torch.no_grad():
+        ts = scripted(torch.from_numpy(x)).numpy()
+    assert onnx_out.shape == ref.shape == ts.shape == (2, 3, 112, 112)
+    assert np.abs(onnx_out - ref).max() <= 1e-4 and np.abs(ts - ref).max() <= 1e-4

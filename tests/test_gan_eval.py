@@ -1,4 +1,5 @@
-"""GAN evaluation: KID against a hand computation, the collapse and copy detectors, the Inception path."""
+"""GAN evaluation: KID against a hand computation, the collapse and copy detectors, the Inception path, and the
+stages end to end with painters whose right answers are known (anime rate, faithfulness included)."""
 
 from __future__ import annotations
 
@@ -152,8 +153,20 @@ def test_inception_loads_local_weights(tmp_path):
 
 
 # ---------------------------------------------------------------- the stages end to end, on tiny fakes
-def _fake_project(project, dan, n_test=4, n_anime=6):
-    """A project folder with random photo crops, anime crops, a random DAN and two tiny random generators."""
+def _face_layout() -> np.ndarray:
+    """A level, upright 40-point face (FACE40 order) in a 112 px crop, so skin and hair regions exist."""
+    t = np.pi - np.arange(17) * np.pi / 16
+    contour = np.stack([56 + 30 * np.cos(t), 52 + 36 * np.sin(t)], axis=1)
+    rel = [(-24, -14), (-16, -17), (-8, -15), (8, -15), (16, -17), (24, -14),
+           (-22, -6), (-15, -9), (-8, -6), (-22, -5), (-15, -2), (-8, -5),
+           (8, -6), (15, -9), (22, -6), (8, -5), (15, -2), (22, -5),
+           (0, 6), (-9, 16), (0, 14), (9, 16), (0, 19)]
+    return np.concatenate([contour, np.array(rel, np.float64) + 56])
+
+
+def _fake_project(project, dan, n_test=4, n_anime=6, n_train_anime=8):
+    """A project folder with random photo crops, anime crops (held out and training), a random DAN and two tiny
+    random generators."""
     import pandas as pd
 
     from face2anime.dan.model_dir import save_dan
@@ -165,7 +178,7 @@ def _fake_project(project, dan, n_test=4, n_anime=6):
     rng = np.random.default_rng(0)
     n = n_test + 2
     ids = np.array([f"p{i}" for i in range(n)])
-    base = np.array([[30 + (i % 17) * 3, 40 + (i // 17) * 15] for i in range(40)], dtype=np.float32)
+    base = _face_layout().astype(np.float32)
     write_arrays(root / "data/photos/crops.npz", photo_id=ids,
                  color112=rng.integers(0, 256, (n, 112, 112, 3), dtype=np.uint8),
                  points112=(base + rng.normal(0, 2, (n, 40, 2))).astype(np.float32))
@@ -173,12 +186,15 @@ def _fake_project(project, dan, n_test=4, n_anime=6):
                           "reason": [""] * n + ["no face"], "split": ["train"] * 2 + ["test"] * n_test + [""]})
     table.to_csv(root / "data/photos/photos.csv", index=False)
     write_arrays(root / "data/style/style_test.npz", color=rng.integers(0, 256, (n_anime, 112, 112, 3), np.uint8))
+    # training anime: flat-ish colour fields, unlike the noise photos, so the probe has something to learn
+    flat = rng.integers(0, 256, (n_train_anime, 1, 1, 3)) + rng.integers(-8, 9, (n_train_anime, 112, 112, 3))
+    write_arrays(root / "data/style/style.npz", color=np.clip(flat, 0, 255).astype(np.uint8))
     save_dan(root / "models/dan", dan, stages_trained=1)
     nets = {"cartoongan": CartoonGeneratorParams(width=8, blocks=1, upsample="transposed"),
             "animegan": AnimeGeneratorParams(width=8, blocks=1, expansion=2)}
     for variant in ("cartoongan-base", "animegan-landmark"):
         model = variant.split("-")[0]
-        save_generator(root / "models/gan" / variant, build_generator(nets[model]),
+        save_generator(root / "models/gan" / variant, build_generator(nets[model], 112),
                        {"generator": generator_record(model, nets[model])})
     project.set("eval_gan", kid={"subsets": 3, "subset_size": 4})
     project.set("report", variants=["cartoongan-base", "animegan-landmark"], photos=2)
@@ -195,7 +211,7 @@ def fake_project(tiny_project, tiny_dan):
 @pytest.fixture
 def stage_main(monkeypatch, capsys, load_stage):
     """Run a stage script's main in-process (cwd = root), as `run_stage` would: (exit code, stdout, stderr).
-    `replace` swaps names in the script's module (e.g. its `load_generator`)."""
+    `replace` swaps names in the script's module (e.g. its `load_painter`)."""
     from face2anime.stage import run_stage
 
     def run(root, name, *args, env=None, replace=None):
@@ -225,19 +241,53 @@ class _Checkerboard(torch.nn.Module):
         return board.expand_as(x).contiguous()
 
 
+class _RoughOut(torch.nn.Module):
+    """A 'spade generator' that hands back the rough channels of its conditioning: the output is the filled
+    rough drawn at the painter's moved points."""
+
+    def forward(self, x):
+        return x[:, :3]
+
+
+def _painters(generator=None):
+    """`load_painter` stand-ins: a painter around `generator` (photo in), or for *spade* folders a conditioned
+    painter around `_RoughOut` with the project's conditioning params and the points moved halfway to a
+    shifted mean shape; any other folder loads for real."""
+    from face2anime.gan.painting import Painter, load_painter
+    from face2anime.settings import load_settings
+
+    def load(model_dir, device, batch_size, threads, amp=False):
+        if "spade" in str(model_dir):
+            record = {"conditioning": load_settings("gan").spade.conditioning.model_dump(), "shape_move": 0.5,
+                      "anime_mean_shape": (_face_layout() * 0.9 + 6.0).tolist()}
+            return Painter(_RoughOut(), record, 112, torch.device(device), batch_size, threads)
+        if generator is not None:
+            return Painter(generator, None, 112, torch.device(device), batch_size, threads)
+        return load_painter(model_dir, device, batch_size, threads, amp)
+    return load
+
+
 @pytest.mark.slow
 def test_eval_and_report_stages_on_tiny_fakes(fake_project, stage_main):
     import json
+
+    from face2anime.io import read_arrays
 
     root = fake_project()
     run = lambda *a, **kw: stage_main(root, *a, env={"FACE2ANIME_CACHE": str(root / "cache")},  # noqa: E731
                                       **kw)  # no Inception weights there
     code, out, err = run("eval_gan_reference")
     assert code == 0, err
+    assert "anime probe (8 training anime vs 2 training photos)" in out
+    refs = read_arrays(root / "data/gan_eval/reference.npz")
+    assert refs["probe_w"].shape == refs["probe_mean"].shape == (512,) and int(refs["probe_photos"]) == 2
+    # fitted on the training crops: it tells them apart (flat colour fields vs noise)
+    assert float(refs["probe_train_anime_rate"]) == 1.0 and float(refs["probe_train_photo_rate"]) == 0.0
+    assert 0.0 <= float(refs["anime_rate_photo"]) <= 1.0 and 0.0 <= float(refs["anime_rate_anime"]) <= 1.0
     for variant in ("cartoongan-base", "animegan-landmark"):
         code, out, err = run("eval_gan", variant)
         assert code == 0, err
-        assert out.count("\n") == 1 and "landmark RMSE" in out
+        assert out.count("\n") == 1 and "landmark RMSE" in out and "anime rate" in out
     m = json.loads((root / "metrics/gan/animegan-landmark.json").read_text())
     assert m["photos"] == 4 and m["anime_faces"] == 6
     assert m["landmarks"]["output"]["images"] == 4 and m["landmarks"]["photo_baseline"]["rmse_px"] > 0
@@ -247,35 +297,84 @@ def test_eval_and_report_stages_on_tiny_fakes(fake_project, stage_main):
     assert 0.0 <= m["checkerboard"]["power"] <= 1.0 and m["training"] is None
     assert isinstance(m["collapse"]["collapse"], bool) and isinstance(m["copy"]["copy"], bool)
     assert 0.0 <= m["content"]["feature_cosine_distance"] <= 2.0
+    rate = m["anime_rate"]
+    assert 0.0 <= rate["output"] <= 1.0 and rate["probe"]["anime_faces"] == 8 and rate["probe"]["photos"] == 2
+    assert rate["photo_baseline"] == pytest.approx(float(refs["anime_rate_photo"]))
+    assert rate["anime_heldout"] == pytest.approx(float(refs["anime_rate_anime"]))
+    # a study generator's target points are the photo's: the target version equals the photo version
+    assert m["landmarks"]["output_vs_target"] == m["landmarks"]["output"]
+    faith = m["faithfulness"]
+    assert faith["point_error_to_target_px"]["images"] == 4
+    assert faith["point_error_to_target_px"]["mean"] == pytest.approx(m["landmarks"]["output"]["mean_error_px"])
+    for key in ("eye_angle_diff_deg", "skin_delta_e", "hair_delta_e"):
+        assert faith[key]["images"] == 4 and faith[key]["median"] > 0
+    assert faith["eye_angle_diff_deg"]["median"] <= 180.0
     # same inputs, same bytes
     before = (root / "metrics/gan/animegan-landmark.json").read_bytes()
     assert run("eval_gan", "animegan-landmark")[0] == 0
     assert (root / "metrics/gan/animegan-landmark.json").read_bytes() == before
 
-    # Generators whose right answers are known. One that hands the photo back: every output-side number
-    # equals its photo baseline, nothing is lost (content distance 0), and the copy flag fires.
-    assert run("eval_gan", "copy-base", replace={"load_generator": lambda *a, **kw: torch.nn.Identity()})[0] == 0
+    # Painters whose right answers are known. One that hands the photo back: every output-side number
+    # equals its photo baseline, nothing is lost (content distance 0, colour differences 0), and the copy
+    # flag fires.
+    assert run("eval_gan", "copy-base", replace={"load_painter": _painters(torch.nn.Identity())})[0] == 0
     c = json.loads((root / "metrics/gan/copy-base.json").read_text())
     assert c["copy"]["copy"] and c["copy"]["pixel_mae"] == 0.0
     assert not c["collapse"]["collapse"] and c["collapse"]["spread_ratio"] == pytest.approx(1.0)
     assert c["content"]["feature_cosine_distance"] == pytest.approx(0.0, abs=1e-6)
     assert c["landmarks"]["output"] == c["landmarks"]["photo_baseline"]
     assert c["style"]["kid"] == pytest.approx(c["style"]["kid_photo_baseline"])
+    # the floor: the training anime crops' KID to the held-out ones, the same subsets' formula
+    from face2anime.metrics.gan import kid
+    floor = kid(refs["anime_train_pooled"], refs["anime_pooled"], 3, 4, 0).as_dict()   # eval_gan.kid as set above
+    assert c["style"]["kid_anime_floor"] == pytest.approx(floor)
     assert c["checkerboard"]["power"] == pytest.approx(c["checkerboard"]["photo_baseline"])
+    assert c["anime_rate"]["output"] == c["anime_rate"]["photo_baseline"]
+    assert c["faithfulness"]["skin_delta_e"]["median"] == 0.0 and c["faithfulness"]["hair_delta_e"]["mean"] == 0.0
+    assert c["faithfulness"]["skin_delta_e"]["images"] == 4
+    # the output's DAN points are the DAN on the photo: the eye-angle difference is the photo's own
+    from face2anime.metrics.faithfulness import angle_difference, eye_line_angle
+    targets = read_arrays(root / "data/photos/crops.npz")["points112"][2:]
+    photo_diff = np.abs(angle_difference(eye_line_angle(refs["photo_dan_points"]), eye_line_angle(targets)))
+    assert c["faithfulness"]["eye_angle_diff_deg"]["median"] == pytest.approx(np.median(photo_diff))
+    assert c["faithfulness"]["eye_angle_diff_deg_photo_baseline"] == c["faithfulness"]["eye_angle_diff_deg"]
     # One that paints every photo the same checkerboard: collapsed, all AC power on the period-2 grid.
-    assert run("eval_gan", "board-base", replace={"load_generator": lambda *a, **kw: _Checkerboard()})[0] == 0
+    assert run("eval_gan", "board-base", replace={"load_painter": _painters(_Checkerboard())})[0] == 0
     b = json.loads((root / "metrics/gan/board-base.json").read_text())
     assert b["collapse"]["collapse"] and b["collapse"]["spread_ratio"] < 1e-4
     assert not b["copy"]["copy"] and b["copy"]["pixel_mae"] > 0.2
     assert b["checkerboard"]["power"] == pytest.approx(1.0) and b["checkerboard"]["photo_baseline"] < 0.1
     assert b["content"]["feature_cosine_distance"] > 0.05
 
-    code, out, err = run("report")
+    # A conditioned painter that paints its own rough at the moved points: its target points are not the
+    # photo's, and the skin/hair colours survive (the rough keeps a region's colour, measured where each
+    # image's face is).
+    assert run("eval_gan", "spade-base", replace={"load_painter": _painters()})[0] == 0
+    sp = json.loads((root / "metrics/gan/spade-base.json").read_text())
+    assert sp["landmarks"]["output_vs_target"] != sp["landmarks"]["output"]
+    assert sp["faithfulness"]["skin_delta_e"]["images"] == 4 and sp["faithfulness"]["hair_delta_e"]["images"] == 4
+
+    import yaml
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["report"]["variants"].append("spade-base")
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    code, out, err = run("report", replace={"load_painter": _painters()})
     assert code == 0, err
-    for name in ("comparison.png", "grid_cartoongan-base.png", "grid_animegan-landmark.png", "summary.csv"):
+    for name in ("comparison.png", "grid_cartoongan-base.png", "grid_animegan-landmark.png", "grid_spade-base.png",
+                 "summary.csv"):
         assert (root / "reports/gan" / name).stat().st_size > 0
     summary = (root / "reports/summary.md").read_text()
-    assert "| animegan-landmark |" in summary and "| cartoongan-base |" in summary
+    assert "| animegan-landmark |" in summary and "| cartoongan-base |" in summary and "| spade-base |" in summary
+    assert "anime rate" in summary and "hair dE" in summary
+    import pandas as pd
+    table = pd.read_csv(root / "reports/gan/summary.csv")
+    assert {"anime_rate", "point_error_to_target_px", "eye_angle_diff_deg", "skin_delta_e", "hair_delta_e"} \
+        <= set(table.columns)
+    # the comparison has the spade painter's input beside each photo: one more column than photo + 3 variants
+    import cv2
+    sheet = cv2.imread(str(root / "reports/gan/comparison.png"))
+    single = cv2.imread(str(root / "reports/gan/grid_spade-base.png"))  # 3 columns of the same tiles
+    assert sheet.shape[1] == (single.shape[1] - 2) // 3 * 5 + 2
 
 
 def test_missing_variant_and_broken_reference_are_one_line_errors(fake_project, stage_main):
@@ -288,6 +387,13 @@ def test_missing_variant_and_broken_reference_are_one_line_errors(fake_project, 
     (root / "data/gan_eval/reference.npz").write_bytes(b"truncated")
     code, _, err = stage_main(root, "eval_gan", "cartoongan-base")
     assert code == 1 and err.count("\n") == 1 and "unreadable" in err
+    # a reference written before the anime probe existed: asks for a re-run instead of a KeyError
+    from face2anime.io import write_arrays
+    write_arrays(root / "data/gan_eval/reference.npz", photo_id=np.array(["p2"]), photo_pooled=np.zeros((1, 2)),
+                 photo_maps=np.zeros((1, 2)), anime_pooled=np.zeros((1, 2)), photo_dan_points=np.zeros((1, 40, 2)),
+                 feature_net=np.array("x"), inception_note=np.array("y"))
+    code, _, err = stage_main(root, "eval_gan", "cartoongan-base")
+    assert code == 1 and err.count("\n") == 1 and "probe_w" in err and "eval_gan_reference" in err
 
 
 def test_too_few_held_out_photos_is_a_one_line_error(fake_project, stage_main):

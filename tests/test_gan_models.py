@@ -19,7 +19,7 @@ NETS = {"cartoongan": (CartoonGeneratorParams(width=4, blocks=2, upsample="trans
 @pytest.mark.parametrize("model", ["cartoongan", "animegan"])
 def test_generator_and_discriminator_shapes(model):
     torch.manual_seed(0)
-    G, D = build_generator(NETS[model][0]), build_discriminator(NETS[model][1])
+    G, D = build_generator(NETS[model][0], 112), build_discriminator(NETS[model][1])
     x = torch.rand(2, 3, 112, 112) * 2 - 1
     y = G(x)
     assert y.shape == x.shape and y.min() >= -1 and y.max() <= 1
@@ -31,7 +31,7 @@ def test_generator_and_discriminator_shapes(model):
 def test_save_and_load_generator(tmp_path):
     torch.manual_seed(0)
     g = AnimeGeneratorParams(width=4, blocks=1, expansion=2)
-    G = build_generator(g).eval()
+    G = build_generator(g, 112).eval()
     save_generator(tmp_path / "g", G, {"generator": generator_record("animegan", g), "variant": "animegan-base"})
     H = load_generator(tmp_path / "g")
     x = torch.rand(1, 3, 32, 32) * 2 - 1
@@ -66,7 +66,7 @@ def test_resize_conv_has_no_checkerboard_at_init_and_transposed_conv_has(seed):
     power = {}
     for up in ("resize", "transposed"):
         torch.manual_seed(seed)
-        G = build_generator(CartoonGeneratorParams(width=8, blocks=2, upsample=up)).eval()
+        G = build_generator(CartoonGeneratorParams(width=8, blocks=2, upsample=up), 112).eval()
         with torch.no_grad():
             out = ((G(x).clamp(-1, 1) + 1) * 127.5).round().permute(0, 2, 3, 1).numpy()
         power[up] = checkerboard_power(out)

@@ -245,3 +245,44 @@ def test_short_init_lowers_pixel_mae_and_shares_are_logged(tmp_path, backbone, m
     assert {f"share_{k}" for k in expected} <= set(live)
     saved = json.loads((tmp_path / "model/training.json").read_text())
     assert saved["init_pixel_mae"] == pytest.approx(t["init_pixel_mae"])
+
+
+SPADE = {"conditioning": {"size": SIZE, "rough": {"median_before": 3, "spatial_radius": 8.0, "color_radius": 40.0,
+                                                  "median_after": 3}, "fill_dilate": 1, "fill_radius": 3.0,
+                          "line_width": 1},
+         "shape_move": 0.5, "max_pairs": 0,
+         "generator": {"width": 4, "blocks": 3, "hidden": 4, "noise": True},
+         "discriminator": {"width": 4, "scales": 2, "layers": 2},
+         "weights": {"adv": 1.0, "fm": 10.0, "con": 1.0, "pixel": 10.0}}
+
+
+def _pairs():
+    """Tiny painter pairs: random 'anime' images with an 8-channel conditioning in [-1, 1]."""
+    photos, style = _data()
+    g = torch.Generator().manual_seed(1)
+    photos.cond = torch.rand(len(photos), 8, SIZE, SIZE, generator=g) * 2 - 1
+    return photos, style
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["spade", "cartoongan"])
+def test_dragan_runs_resume_equals_uninterrupted(tmp_path, backbone, model):
+    """Every family trains with the DRAGAN penalty; the painter (layer noise) and the penalty (perturbations)
+    draw random numbers, and a resumed run still ends with the uninterrupted run's bytes."""
+    reg = {"kind": "dragan", "weight": 10.0, "perturbation": 0.5}
+    photos, style = _pairs() if model == "spade" else _data()
+
+    def cfg(epochs):
+        arch = gan_settings(model, **(SPADE if model == "spade" else CARTOON))
+        return TrainConfig(model, "base", _common(epochs=epochs, d_regularizer=reg, amp=False, channels_last=False),
+                           arch, gan_settings("landmark"))
+
+    straight = train_gan(cfg(3), photos, style, backbone, _outputs(tmp_path / "a"), progress=False)
+    assert all(np.isfinite(h["g_total"]) for h in straight["history"]) and straight["history"][-1]["d_loss"] > 0
+    train_gan(cfg(2), photos, style, backbone, _outputs(tmp_path / "b"), progress=False)
+    resumed = train_gan(cfg(3), photos, style, backbone, _outputs(tmp_path / "b"), progress=False)
+    assert resumed["resumed_from"] == 2
+    assert ((tmp_path / "a/model/generator.safetensors").read_bytes()
+            == (tmp_path / "b/model/generator.safetensors").read_bytes())
+    if model == "spade":
+        assert {"g_fm", "g_pixel", "g_con", "g_adv"} <= set(straight["history"][-1])

@@ -354,7 +354,7 @@ def test_a_corrupt_or_foreign_gan_checkpoint_is_named_with_what_to_do(tmp_path):
     latest = tmp_path / "ck" / "latest"
     backup = (latest / "generator.safetensors").read_bytes()
     anime = gan_settings("animegan").generator
-    save_file({k: v.contiguous() for k, v in build_generator(anime).state_dict().items()},
+    save_file({k: v.contiguous() for k, v in build_generator(anime, 112).state_dict().items()},
               str(latest / "generator.safetensors"))                                # another model's weights
     with pytest.raises(UserError, match=rf"checkpoint {re.escape(str(latest))} is corrupt or from another model "
                                         r"\(.*CartoonGenerator.*\): delete .*latest to start over") as err:
@@ -397,7 +397,7 @@ def test_a_corrupt_or_foreign_model_folder_says_which_stage_to_rerun(tmp_path, t
 
     g = CartoonGeneratorParams(width=4, blocks=1, upsample="resize")
     cfg = generator_record("cartoongan", g)
-    save_generator(tmp_path / "gen", build_generator(g), {"generator": cfg})
+    save_generator(tmp_path / "gen", build_generator(g, 112), {"generator": cfg})
     other = {**cfg, "width": 8}
     (tmp_path / "gen" / "config.json").write_text(json.dumps({"generator": other}))
     with pytest.raises(UserError, match=r"generator.safetensors does not match .*dvc repro train_gan"):

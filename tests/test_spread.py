@@ -19,11 +19,14 @@ def test_trained_stages_follow_the_pipeline_order(spread):
     names = [n for n, _ in spread.trained_stages(lock)]
     assert names[:2] == ["train_dan", "eval_dan"]
     assert names.index("eval_gan_reference") > max(names.index(n) for n in names if n.startswith("train_gan@"))
-    assert sum(n.startswith("train_gan@") for n in names) == 4 and sum(n.startswith("eval_gan@") for n in names) == 4
+    assert sum(n.startswith("train_gan@") for n in names) == 4 and sum(n.startswith("eval_gan@") for n in names) == 6
+    assert names.index("eval_gan_reference") > max(names.index(n) for n in names if n.startswith("train_spade@"))
+    assert sum(n.startswith("train_spade@") for n in names) == 2 and "init_spade" in names
     assert all(n.startswith(spread.TRAINED) for n in names)
     # everything else they read comes from untrained stages, checked out of the cache, never re-made
     assert spread.upstream_outputs(lock) == ["data/anime/crops.npz", "data/anime/split.csv", "data/photos",
-                                             "data/style/style.npz", "data/style/style_test.npz"]
+                                             "data/spade/pairs.npz", "data/style/style.npz",
+                                             "data/style/style_test.npz", "metrics/photos.json"]
 
 
 def test_spread_rows_measure_against_the_committed_value(spread):

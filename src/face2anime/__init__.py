@@ -21,7 +21,7 @@ import os
 
 __version__ = "0.1.0"
 
-LAYERS = {"landmarks": 1, "imaging": 1, "viz": 2, "anime": 3, "photos": 3, "metrics": 4, "dan": 5, "gan": 6,
+LAYERS = {"landmarks": 1, "imaging": 1, "viz": 2, "paint": 2, "anime": 3, "photos": 3, "metrics": 4, "dan": 5, "gan": 6,
           "convert": 7, "demo": 7}
 
 PORTABLE_CPU_MATH = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2"}

@@ -280,6 +280,15 @@ class PrepareStyleParams(_Section):
     preview_faces: Count
 
 
+class PrepareSpadeParams(_Section):
+    train_split: Literal["train", "val", "test"]
+    test_split: Literal["train", "val", "test"]
+    max_faces: Annotated[int, Field(ge=0)]
+    shape_components: Count
+    threads: Threads
+    preview_faces: Count
+
+
 class InitWeights(_Section):
     con: NonNegFloat
     pixel: NonNegFloat
@@ -291,6 +300,14 @@ class BackboneParams(_Section):
     activation: Literal["pre", "relu"]
     weights: str | None
     allow_download: Bool
+
+
+class DRegularizerParams(_Section):
+    """The discriminator's gradient penalty, for every family: none | dragan (Kodali et al. 2017)."""
+
+    kind: Literal["none", "dragan"]
+    weight: NonNegFloat
+    perturbation: PosFloat
 
 
 class GanCommonParams(_Section):
@@ -314,6 +331,7 @@ class GanCommonParams(_Section):
     lr_d: PosFloat
     betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]]
     backbone: BackboneParams
+    d_regularizer: DRegularizerParams
     dan_dir: str
     monitor_photos: Annotated[int, Field(ge=0)]
     samples: Count
@@ -373,6 +391,54 @@ class AnimeGanParams(_Section):
     d_weights: AnimeDWeightsParams
 
 
+class RoughParams(_Section):
+    """SPADE-AnimeFace's rough: HSV, median blur, `pyrMeanShiftFiltering(spatial, color)`, median blur, back."""
+
+    median_before: Annotated[int, Field(ge=1), AfterValidator(_odd)]
+    spatial_radius: PosFloat
+    color_radius: PosFloat
+    median_after: Annotated[int, Field(ge=1), AfterValidator(_odd)]
+
+
+class ConditioningParams(_Section):
+    """The painter's input for both domains: the rough with the face parts filled + landmark channels."""
+
+    size: Annotated[int, Field(ge=16)]
+    rough: RoughParams
+    fill_dilate: Annotated[int, Field(ge=0)]
+    fill_radius: PosFloat
+    line_width: Count
+
+
+class SpadeGeneratorParams(_Section):
+    width: Count
+    blocks: Count
+    hidden: Count
+    noise: Bool
+
+
+class SpadeDiscriminatorParams(_Section):
+    width: Count
+    scales: Count
+    layers: Count
+
+
+class SpadeWeightsParams(_Section):
+    adv: NonNegFloat
+    fm: NonNegFloat
+    con: NonNegFloat
+    pixel: NonNegFloat
+
+
+class SpadeGanParams(_Section):
+    conditioning: ConditioningParams
+    shape_move: Share
+    max_pairs: Annotated[int, Field(ge=0)]
+    generator: SpadeGeneratorParams
+    discriminator: SpadeDiscriminatorParams
+    weights: SpadeWeightsParams
+
+
 class BaseLossParams(_Section):
     """The base variants add no loss term: the section stays empty."""
 
@@ -388,6 +454,7 @@ class GanParams(_Section):
     common: GanCommonParams
     cartoongan: CartoonGanParams
     animegan: AnimeGanParams
+    spade: SpadeGanParams
     base: BaseLossParams
     landmark: LandmarkLossParams
 
@@ -422,6 +489,7 @@ class EvalGanParams(_Section):
     kid: KidParams
     collapse_ratio_below: NonNegFloat
     copy_distance_below: NonNegFloat
+    anime_probe_l2: PosFloat
 
 
 class ReportParams(_Section):
@@ -456,10 +524,22 @@ class ConvertParams(_Section):
     max_pixels: MaxPixels
 
 
+class GenerateParams(_Section):
+    """The `generate` section: defaults of `face2anime generate` (new anime faces painted from sampled layouts)."""
+
+    model: Annotated[str, Field(min_length=1)]
+    seed: Seed
+    layouts: Annotated[str, Field(min_length=1)]
+    palette_jitter: NonNegFloat
+    batch_size: Count
+    device: Device
+
+
 SECTIONS: dict[str, type[_Section]] = {
     "make_demo": MakeDemoParams, "extract_frames": ExtractFramesParams, "detect_anime": DetectAnimeParams,
     "expand_contour": ExpandContourParams, "framing": FramingParams, "crop_anime": CropAnimeParams,
     "split": SplitParams, "dan": DanParams, "eval_dan": EvalDanParams, "photo_landmarks": PhotoLandmarksParams,
-    "prepare_style": PrepareStyleParams, "gan": GanParams, "eval_gan": EvalGanParams, "report": ReportParams,
-    "convert": ConvertParams,
+    "prepare_style": PrepareStyleParams,
+    "prepare_spade": PrepareSpadeParams, "gan": GanParams, "eval_gan": EvalGanParams, "report": ReportParams,
+    "convert": ConvertParams, "generate": GenerateParams,
 }

@@ -1,8 +1,11 @@
-"""Apply a trained generator to pictures, folders and videos (`face2anime convert`), or export it (`face2anime export`).
+"""Apply a trained generator to pictures, folders and videos (`face2anime convert`), export it (`face2anime
+export`), or paint new faces with the SPADE painter (`face2anime generate`).
 
-Python: `face2anime.convert.convert_paths(inputs, out_dir, model=...)` and
-`face2anime.convert.export_generator(read_model(...), 'onnx', path)`. Names are imported on first use, so
-`face2anime --help` does not wait for torch. Nothing else in the package imports this one.
+Python: `face2anime.convert.convert_paths(inputs, out_dir, model=...)`,
+`face2anime.convert.export_generator(read_model(...), 'onnx', path)` and
+`face2anime.convert.generate.generate(n, out_dir, model=...)` (a submodule of that name). Names are
+imported on first use, so `face2anime --help` does not wait for torch. Nothing else in the package imports
+this one.
 """
 
 from __future__ import annotations

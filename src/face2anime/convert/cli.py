@@ -1,8 +1,11 @@
-"""The `face2anime` command: `convert` pictures, folders and videos; `export` a generator to ONNX / TorchScript.
+"""The `face2anime` command: `convert` pictures and videos, `export` a generator, `generate` new anime faces.
 
-Defaults come from the `convert` section of params.yaml (--params; ./params.yaml, else the repository's).
-Problems the user can fix are one line on stderr and exit 1, never a traceback; `convert` exits 1 when
-nothing could be converted. See docs/convert.md.
+`convert` stylises the faces of pictures, folders and videos; `export` writes a generator as ONNX /
+TorchScript; `generate` paints new anime faces from sampled layouts with the SPADE painter.
+
+Defaults come from the `convert` (`generate`) section of params.yaml (--params; ./params.yaml, else the
+repository's). Problems the user can fix are one line on stderr and exit 1, never a traceback; `convert`
+exits 1 when nothing could be converted. See docs/convert.md.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ PROG = "face2anime"
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{convert,export}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{convert,export,generate}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--model", help="generator folder or variant name (default: convert.model)")
     common.add_argument("--params", type=Path, help="params file with a convert section "
@@ -42,6 +45,21 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Write a trained generator as one ONNX or TorchScript file (dynamic batch).")
     exp.add_argument("--format", dest="fmt", choices=("onnx", "torchscript"), required=True)
     exp.add_argument("-o", "--out", type=Path, required=True, help="output file")
+
+    gen = sub.add_parser("generate", help="paint new anime faces from sampled layouts (SPADE painter)",
+                         description="Paint N new anime faces from layouts sampled from the anime training faces' "
+                                     "shapes and colours: DIR/face_0000.png ... and DIR/sheet.png.")
+    gen.add_argument("-n", dest="n", type=int, required=True, help="how many faces")
+    gen.add_argument("-o", "--out", type=Path, required=True, help="output folder")
+    gen.add_argument("--model", help="painter folder or variant name (default: generate.model)")
+    gen.add_argument("--seed", type=int, help="the same seed and -n give the same bytes (default: generate.seed)")
+    gen.add_argument("--layouts", help="prepare_spade's layouts file (default: generate.layouts)")
+    gen.add_argument("--batch-size", dest="batch_size", type=int, help="faces per painter call")
+    gen.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    gen.add_argument("--params", type=Path, help="params file with a generate section "
+                                                 "(default: ./params.yaml, else the repository's)")
+    gen.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
+                     help="override any generate setting, e.g. --set palette_jitter=0 (repeatable)")
     return parser
 
 
@@ -70,15 +88,25 @@ def run_export(args: argparse.Namespace) -> int:
     model = read_model(settings.model)
     out = export_generator(model, args.fmt, args.out, opset=settings.onnx_opset)
     size = model.image_size
-    print(f"{PROG} export: {model.name} -> {out} ({args.fmt}, input (batch, 3, {size}, {size}) RGB in [-1, 1], "
-          f"{out.stat().st_size / 1e6:.2f} MB)")
+    what = (f"input conditioning (batch, 8, {size}, {size}) in [-1, 1] (docs/convert.md: Export)"
+            if model.painter is not None else f"input image (batch, 3, {size}, {size}) RGB in [-1, 1]")
+    print(f"{PROG} export: {model.name} -> {out} ({args.fmt}, {what}, {out.stat().st_size / 1e6:.2f} MB)")
+    return 0
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from face2anime.convert.generate import generate
+
+    result = generate(args.n, args.out, params=args.params,
+                      **_overrides(args, ("model", "seed", "layouts", "batch_size", "device")))
+    print(f"{PROG} generate: {result.summary()}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return run_convert(args) if args.command == "convert" else run_export(args)
+        return {"convert": run_convert, "export": run_export, "generate": run_generate}[args.command](args)
     except UserError as err:
         print(f"{PROG} {args.command}: error: {err}", file=sys.stderr)
         return 1

@@ -3,11 +3,14 @@
 Stylising a new face only works when the face is framed exactly as the training photos were, so the
 folder's config.json must say so (`framing`, `photo_landmarks`: written by the train_gan stages). A
 folder written before it did is refused with a one-line error: re-run the pipeline to rewrite it.
+A painter folder (config.json "painter", the spade family) also paints from the face's 40 points, so it
+must record the lower-eyelid shift its photos' target points had (`photo_landmarks.lower_lid_shift`).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,6 +27,7 @@ from face2anime.settings import validate
 
 VARIANTS_DIR = Path("models/gan")
 DETECTION_KEYS = ("detector", "upsample", "det_threshold", "max_side")
+LID_KEY = "lower_lid_shift"   # photo_landmarks' lower-eyelid shift (px at 112), a number as the photos used it
 
 
 class _TrainedSize(BaseModel):
@@ -44,6 +48,13 @@ class TrainedModel:
     framing: Framing
     mapping: str
     detection: dict[str, Any]   # detector, upsample, det_threshold, max_side as in training
+    lid_shift: float | None     # px at 112 the photos' lower eyelids moved down (photo_landmarks.lower_lid_shift)
+
+    @property
+    def painter(self) -> dict[str, Any] | None:
+        """config.json's "painter" record (conditioning recipe, shape move, anime mean shape) or None: study
+        generators translate the crop itself, the painter paints from its conditioning."""
+        return self.config.get("painter")
 
     @property
     def name(self) -> str:
@@ -96,5 +107,13 @@ def read_model(model: str | Path) -> TrainedModel:
     framing = validate(Framing, cfg["framing"], str(cfg_path), "framing")
     if lm["mapping"] not in DLIB_MAPPINGS:
         raise UserError(f"{cfg_path}: unknown landmark mapping {lm['mapping']!r}")
+    shift = lm.get(LID_KEY)
+    if shift is not None and (isinstance(shift, bool) or not isinstance(shift, (int, float))
+                              or not math.isfinite(shift)):
+        raise UserError(f"{cfg_path}: photo_landmarks.{LID_KEY} = {shift!r}: must be a number (px at 112)")
+    if shift is None and cfg.get("painter") is not None:
+        raise UserError(f"{cfg_path} is a painter but does not record photo_landmarks.{LID_KEY} (how its photos' "
+                        "40 points were made): re-run `dvc repro` to rewrite it")
     return TrainedModel(path=path, config=cfg, generator=generator, image_size=size, framing=framing,
-                        mapping=str(lm["mapping"]), detection={k: lm[k] for k in DETECTION_KEYS})
+                        mapping=str(lm["mapping"]), detection={k: lm[k] for k in DETECTION_KEYS},
+                        lid_shift=None if shift is None else float(shift))

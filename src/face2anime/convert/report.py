@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 CONVERTED, COPIED, NO_FACE, SKIPPED, FAILED = "converted", "copied", "no face", "skipped", "failed"
+FACE_SKIPS_LISTED = 5   # per input; a video can skip a face in every frame
 
 
 @dataclass
@@ -20,6 +21,7 @@ class Outcome:
     faces: int = 0
     frames: int = 0
     note: str = ""            # the skip / failure reason, or the video's audio note
+    face_skips: list[str] = field(default_factory=list)   # faces the painter could not paint: "face k: why"
 
 
 @dataclass
@@ -42,6 +44,11 @@ class ConvertReport:
         return sum(o.faces for o in self.converted)
 
     @property
+    def faces_skipped(self) -> int:
+        """Faces found but left unpainted (their points could not condition the painter), over all inputs."""
+        return sum(len(o.face_skips) for o in self.outcomes)
+
+    @property
     def exit_code(self) -> int:
         """0 when at least one input was converted, else 1."""
         return 0 if self.converted else 1
@@ -50,12 +57,16 @@ class ConvertReport:
         """One line per input that was not converted: no face, skipped or failed, with the reason."""
         lines = []
         for o in self.outcomes:
+            painted = "no face painted" if o.face_skips else "no face"
             if o.status == COPIED:
-                lines.append(f"  no face: {o.path} (copied unchanged)")
+                lines.append(f"  {painted}: {o.path} (copied unchanged)")
             elif o.status == NO_FACE:
-                lines.append(f"  no face: {o.path} (not written)")
+                lines.append(f"  {painted}: {o.path} (not written)")
             elif o.status in (SKIPPED, FAILED):
                 lines.append(f"  {o.status}: {o.path}: {o.note}")
+            lines += [f"  face skipped: {o.path}: {why}" for why in o.face_skips[:FACE_SKIPS_LISTED]]
+            if len(o.face_skips) > FACE_SKIPS_LISTED:
+                lines.append(f"  face skipped: {o.path}: ... and {len(o.face_skips) - FACE_SKIPS_LISTED} more")
         return lines
 
     def summary(self) -> str:
@@ -75,6 +86,7 @@ class ConvertReport:
                 else "nothing converted")
         tail = [f"{len(self.by_status(COPIED))} without a face copied unchanged" if self.by_status(COPIED) else "",
                 f"{len(self.by_status(NO_FACE))} without a face not written" if self.by_status(NO_FACE) else "",
+                _n(self.faces_skipped, "face") + " skipped (not paintable)" if self.faces_skipped else "",
                 f"{len(self.by_status(SKIPPED))} skipped", f"{len(self.by_status(FAILED))} failed"]
         return "; ".join([head, *[t for t in tail if t]]) + f" ({self.seconds:.1f} s)"
 

@@ -3,7 +3,9 @@
 Faces wait until `batch_size` of them (across pictures, or across a video's frames) can go through the
 generator in one call; pictures are then finished in input order. A bad input is an outcome with a
 reason (skipped), an unexpected error on one input is a failure of that input only: the run goes on.
-Every output file appears whole or not at all (`face2anime.io.atomic_path`).
+A face the painter cannot paint (its points cannot condition it) is a listed skip of that face: it is left
+as it was (paste) or not written (crops); a picture none of whose faces could be painted is handled as a
+picture without a face. Every output file appears whole or not at all (`face2anime.io.atomic_path`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import contextlib
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ from face2anime.convert.model import TrainedModel, read_model
 from face2anime.convert.paste import paste_faces
 from face2anime.convert.report import CONVERTED, COPIED, FAILED, NO_FACE, SKIPPED, ConvertReport, Outcome
 from face2anime.convert.settings import ConvertSettings, load_settings
-from face2anime.convert.stylize import Stylizer
+from face2anime.convert.stylize import FacePainter, make_painter
 from face2anime.convert.video import VideoReader, VideoSink, VideoSkip, add_audio
 from face2anime.device import resolve_device
 from face2anime.errors import UserError
@@ -46,16 +48,33 @@ class _Picture:
     faces: list[PhotoFace]
     crops: np.ndarray
     styled: np.ndarray | None = None
+    skipped: dict[int, str] = field(default_factory=dict)   # face index -> why the painter could not paint it
+
+    @property
+    def painted(self) -> list[int]:
+        """Indices of the faces that were painted."""
+        return [k for k in range(len(self.faces)) if k not in self.skipped]
+
+    def paste(self, feather: float, mask: str) -> np.ndarray:
+        """The picture with its painted faces pasted back (skipped faces stay as they were)."""
+        return paste_faces(self.rgb, self.styled[self.painted], [self.faces[k].square for k in self.painted],
+                           feather, mask)
 
 
 class _NoFaceAbort(Exception):
-    """Raised inside an atomic write to drop a video that had no face at all."""
+    """Raised inside an atomic write to drop a video that had no face (that could be painted) at all."""
+
+    def __init__(self, face_skips: list[str]):
+        super().__init__("no face")
+        self.face_skips = face_skips
 
 
 class FaceBatcher:
-    """Gathers pictures until `batch_size` faces (or pictures) wait, stylises them in one call, returns them in order."""
+    """Gathers pictures until `batch_size` faces (or pictures) wait, stylises them in one call, returns them in order.
 
-    def __init__(self, stylize, batch_size: int, timer):
+    `stylize(crops, points)` -> (styled, {index in the call: why that face was skipped}) (`FacePainter`)."""
+
+    def __init__(self, stylize: FacePainter, batch_size: int, timer):
         self.stylize, self.batch_size, self.timer = stylize, batch_size, timer
         self.waiting: list[_Picture] = []
 
@@ -66,20 +85,25 @@ class FaceBatcher:
 
     def flush(self) -> list[_Picture]:
         done, self.waiting = self.waiting, []
-        crops = [p.crops for p in done if len(p.faces)]
-        if crops:
+        with_faces = [p for p in done if len(p.faces)]
+        if with_faces:
+            points = [FaceFinder.points(p.faces) for p in with_faces]
             with self.timer("generator"):
-                styled = self.stylize(np.concatenate(crops))
+                styled, skipped = self.stylize(np.concatenate([p.crops for p in with_faces]),
+                                               None if any(q is None for q in points) else np.concatenate(points))
             k = 0
-            for p in done:
-                p.styled, k = styled[k:k + len(p.faces)], k + len(p.faces)
+            for p in with_faces:
+                n = len(p.faces)
+                p.styled = styled[k:k + n]
+                p.skipped = {i - k: why for i, why in skipped.items() if k <= i < k + n}
+                k += n
         return done
 
 
 class Converter:
     """One convert run's machinery: the face finder, the generator and the output rules."""
 
-    def __init__(self, model: TrainedModel, settings: ConvertSettings, finder: FaceFinder, stylizer: Stylizer,
+    def __init__(self, model: TrainedModel, settings: ConvertSettings, finder: FaceFinder, stylizer: FacePainter,
                  out_dir: Path, progress: bool = True):
         self.model, self.s, self.finder, self.stylize = model, settings, finder, stylizer
         self.out_dir, self.progress = Path(out_dir), progress
@@ -146,20 +170,23 @@ class Converter:
             outcomes[index] = self._guarded(item, lambda it, p=p: self._write_picture(it, p))
 
     def _write_picture(self, item: Item, p: _Picture) -> Outcome:
-        if not p.faces:
-            return self._no_face(item)
+        face_skips = [f"face {k}: {why}" for k, why in sorted(p.skipped.items())]
+        if not p.painted:
+            outcome = self._no_face(item)
+            outcome.face_skips = face_skips
+            return outcome
         target = self.out_dir / item.rel_out
         with self.timer("paste+write"):
             if self.s.mode == "crops":
-                names = [target.with_name(f"{target.stem}_face{k}.png") for k in range(len(p.faces))]
-                for name, styled in zip(names, p.styled):
-                    write_image(name, styled[..., ::-1].copy())
+                names = [target.with_name(f"{target.stem}_face{k}.png") for k in p.painted]
+                for name, k in zip(names, p.painted):
+                    write_image(name, p.styled[k][..., ::-1].copy())
                 out = names[0]
             else:
-                pasted = paste_faces(p.rgb, p.styled, [f.square for f in p.faces], self.s.feather, self.s.mask)
+                pasted = p.paste(self.s.feather, self.s.mask)
                 write_image(target, pasted[..., ::-1].copy(), self._quality(target))
                 out = target
-        return Outcome(item.path, item.kind, CONVERTED, out=out, faces=len(p.faces))
+        return Outcome(item.path, item.kind, CONVERTED, out=out, faces=len(p.painted), face_skips=face_skips)
 
     def _no_face(self, item: Item) -> Outcome:
         """copy: the input's bytes, unchanged, where its output would go; skip: nothing written."""
@@ -188,27 +215,30 @@ class Converter:
         except VideoSkip as skip:
             return Outcome(item.path, item.kind, SKIPPED, note=skip.reason)
         crops_mode = self.s.mode == "crops"
+        face_skips: list[str] = []
         target = self.out_dir / (item.rel_out.with_suffix("") if crops_mode else item.rel_out)
         try:
             with atomic_path(target, is_dir=crops_mode) as tmp:
                 if crops_mode:
                     tmp.mkdir(parents=True, exist_ok=True)
-                    frames, faces = self._video_frames(item, reader, crops_dir=tmp)
+                    frames, faces = self._video_frames(item, reader, face_skips, crops_dir=tmp)
                     note = ""
                 else:
                     silent = tmp.with_name(f"silent{tmp.suffix}") if self.s.audio == "copy" else tmp
-                    frames, faces = self._video_frames(item, reader, sink_path=silent)
+                    frames, faces = self._video_frames(item, reader, face_skips, sink_path=silent)
                     with self.timer("audio"):
                         note = add_audio(silent, item.path, tmp) if self.s.audio == "copy" else "audio dropped"
-        except _NoFaceAbort:
+        except _NoFaceAbort as abort:
             outcome = self._no_face(item)
-            outcome.frames = reader.info.frames
+            outcome.frames, outcome.face_skips = reader.info.frames, abort.face_skips
             return outcome
-        return Outcome(item.path, item.kind, CONVERTED, out=target, faces=faces, frames=frames, note=note)
+        return Outcome(item.path, item.kind, CONVERTED, out=target, faces=faces, frames=frames, note=note,
+                       face_skips=face_skips)
 
-    def _video_frames(self, item: Item, reader: VideoReader, sink_path: Path | None = None,
+    def _video_frames(self, item: Item, reader: VideoReader, face_skips: list[str], sink_path: Path | None = None,
                       crops_dir: Path | None = None) -> tuple[int, int]:
-        """(frames written, faces stylised); raises _NoFaceAbort when no frame had a face."""
+        """(frames written, faces stylised), skipped faces appended to `face_skips`; raises _NoFaceAbort when
+        no frame had a face that could be painted."""
         sink = VideoSink(sink_path, reader.info, self.s.video_codec) if sink_path is not None else None
         batcher = FaceBatcher(self.stylize, self.s.batch_size, self.timer)
         frames = faces = 0
@@ -217,14 +247,13 @@ class Converter:
             nonlocal frames, faces
             with self.timer("paste+write"):
                 for p in done:
-                    faces += len(p.faces)
+                    faces += len(p.painted)
+                    face_skips.extend(f"frame {p.key} face {k}: {why}" for k, why in sorted(p.skipped.items()))
                     if sink is not None:
-                        out = p.rgb if not p.faces else paste_faces(p.rgb, p.styled, [f.square for f in p.faces],
-                                                                    self.s.feather, self.s.mask)
-                        sink.write(out)
+                        sink.write(p.paste(self.s.feather, self.s.mask) if p.painted else p.rgb)
                     else:
-                        for k, styled in enumerate(p.styled if p.faces else []):
-                            write_image(crops_dir / f"f{p.key:06d}_face{k}.png", styled[..., ::-1].copy())
+                        for k in p.painted:
+                            write_image(crops_dir / f"f{p.key:06d}_face{k}.png", p.styled[k][..., ::-1].copy())
                     frames += 1
 
         bar = tqdm(total=reader.info.frames or None, desc=item.path.name, unit="frame", leave=False,
@@ -243,7 +272,7 @@ class Converter:
             if sink is not None:
                 sink.close()
         if faces == 0:
-            raise _NoFaceAbort
+            raise _NoFaceAbort(face_skips)
         return frames, faces
 
 
@@ -266,7 +295,8 @@ def convert_paths(inputs: list[Path | str] | Path | str, out_dir: Path | str, mo
     `model`: a generator folder or a variant name (default: params' convert.model). `params`: a params.yaml
     path or the `convert` section as a dict (default: ./params.yaml, else the repository's). `overrides`:
     any convert setting (mode='crops', batch_size=4, ...). `generator`: a module to use instead of the
-    folder's weights (tests, benchmarks); the folder still says how faces are framed.
+    folder's weights (tests, benchmarks); the folder still says how faces are framed (and, for a painter,
+    how its input is made).
     Bad inputs do not raise: see the returned report's outcomes.
     """
     start = time.perf_counter()
@@ -284,10 +314,9 @@ def convert_paths(inputs: list[Path | str] | Path | str, out_dir: Path | str, mo
     outcomes_first = [Outcome(s.path, "", SKIPPED, note=s.reason) for s in skips]
     converter = None
     if items:
-        size = trained.image_size
-        stylizer = (Stylizer(generator, size, device, settings.amp, settings.batch_size) if generator is not None
-                    else Stylizer.from_folder(trained.path, size, device, settings.amp, settings.batch_size))
-        converter = Converter(trained, settings, FaceFinder(trained, settings), stylizer, out_dir, progress)
+        painter = make_painter(trained.path, device, settings.batch_size, settings.threads, settings.amp, generator)
+        converter = Converter(trained, settings, FaceFinder(trained, settings), FacePainter(painter), out_dir,
+                              progress)
         outcomes = converter.run(items)
     else:
         outcomes = []

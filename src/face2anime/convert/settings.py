@@ -2,7 +2,8 @@
 
 Every default of `face2anime convert` / `export` lives in that section (the project's rule: a number a
 user might tune lives in params.yaml and nowhere else). The package is installed editable, so when the
-current folder has no params.yaml with a `convert` section, the one at the repository root is used.
+current folder has no params.yaml with a `convert` section, the one at the repository root is used
+(`face2anime generate` finds its `generate` section the same way).
 """
 
 from __future__ import annotations
@@ -42,17 +43,17 @@ def with_overrides(settings: ConvertParams, overrides: dict[str, Any], source: s
     return from_section({**settings.model_dump(), **clean}, source)
 
 
-def find_params_file(explicit: Path | str | None = None) -> Path:
-    """`explicit`, else ./params.yaml when it has a `convert` section, else the repository's params.yaml."""
+def find_params_file(explicit: Path | str | None = None, section: str = SECTION) -> Path:
+    """`explicit`, else ./params.yaml when it has the section (`convert`, or `generate`), else the repository's."""
     if explicit is not None:
         path = Path(explicit)
         if not path.is_file():
             raise UserError(f"params file {path} not found")
         return path
     for path in (Path("params.yaml"), REPO_ROOT / "params.yaml"):
-        if path.is_file() and SECTION in read_params_file(path):
+        if path.is_file() and section in read_params_file(path):
             return path
-    raise UserError(f"no params.yaml with a '{SECTION}' section here or at {REPO_ROOT}: pass --params PATH")
+    raise UserError(f"no params.yaml with a '{section}' section here or at {REPO_ROOT}: pass --params PATH")
 
 
 def load_settings(params: Path | str | dict | None = None, overrides: dict[str, Any] | None = None

@@ -1,49 +1,82 @@
-"""The generator applied to face crops: uint8 RGB in, uint8 RGB out, in batches, on the chosen device.
+"""Face crops through any trained generator (`gan.painting.Painter`), with the painter's refusals per face.
 
-The pixel conversions are the training's own (`imaging.tensors.to_tensor` / `to_uint8`), so a crop meets the
-generator exactly as the training photos did. bf16 autocast runs on CUDA only: CPU runs stay float32.
+Convert, evaluation and `face2anime generate` share one `Painter`: the study generators translate the crop
+(the training's own pixel conversions, `imaging.tensors`), the SPADE painter paints from the conditioning
+of the crop and its 40 points. A face whose points cannot condition the painter (out of frame, not finite)
+is not an error of the picture: `FacePainter` paints the others and returns why that face was left out.
+bf16 autocast runs on CUDA only: CPU runs stay float32.
 """
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from face2anime.errors import UserError
-from face2anime.gan.models import load_generator
-from face2anime.imaging.tensors import to_tensor, to_uint8
+from face2anime.gan.painting import Painter, load_painter, painter_record
+
+_FACE_PREFIX = re.compile(r"^face \d+: ")
 
 
-class Stylizer:
-    """`stylizer(crops)` -> stylised crops, `batch_size` faces per generator call."""
+def make_painter(model_dir: Path, device: torch.device, batch_size: int, threads: int, amp: bool,
+                 generator: nn.Module | None = None) -> Painter:
+    """The folder's painter; with `generator`, that module under the folder's painter record (tests,
+    benchmarks). A damaged weights file is a one-line UserError."""
+    try:
+        if generator is not None:
+            record, size = painter_record(model_dir)
+            return Painter(generator, record, size, device, batch_size, threads, amp,
+                           source=str(Path(model_dir) / "config.json"))
+        return load_painter(model_dir, device, batch_size, threads, amp)
+    except UserError:
+        raise
+    except Exception as err:  # noqa: BLE001 - safetensors/torch errors on a damaged folder
+        raise UserError(f"cannot load the generator in {model_dir}: {str(err).splitlines()[0]}") from None
+
+
+class FacePainter:
+    """`fp(crops, points)` -> (styled (N, S, S, 3) uint8, {face index: why it was skipped}).
+
+    The whole batch goes through the painter in one call; only when the painter refuses a face are the faces
+    conditioned one by one (the same `Painter.conditioning`, so the same bytes) to find which, and the rest
+    painted. A skipped face's row of `styled` is zeros: callers leave that face as it was.
+    """
+
+    def __init__(self, painter: Painter):
+        self.painter = painter
+
+    @property
+    def size(self) -> int:
+        return self.painter.size
+
+    def __call__(self, crops: np.ndarray, points: np.ndarray | None) -> tuple[np.ndarray, dict[int, str]]:
+        if not self.painter.needs_points:
+            return self.painter(crops), {}
+        if points is None:   # a painter without points: the painter's own one-line error
+            return self.painter(crops, points), {}
+        try:
+            return self.painter(crops, points), {}
+        except UserError:
+            pass
+        conds, skipped = [], {}
+        for k in range(len(crops)):
+            try:
+                conds.append(self.painter.conditioning(crops[k:k + 1], points[k:k + 1]))
+            except UserError as err:
+                skipped[k] = _FACE_PREFIX.sub("", str(err))
+        styled = np.zeros((len(crops), self.size, self.size, 3), np.uint8)
+        if conds:
+            good = [k for k in range(len(crops)) if k not in skipped]
+            styled[good] = self.painter.paint(torch.from_numpy(np.concatenate(conds)))
+        return styled, skipped
+
+
+class Stylizer(Painter):
+    """A study generator as a `Painter` under convert's old signature (`benchmarks/bench_convert.py`)."""
 
     def __init__(self, generator: nn.Module, size: int, device: torch.device, amp: bool, batch_size: int):
-        self.generator = generator.to(device).eval()
-        self.size, self.device, self.batch_size = int(size), device, int(batch_size)
-        self.amp_dtype = torch.bfloat16 if (amp and device.type == "cuda") else None
-
-    @classmethod
-    def from_folder(cls, model_dir, size: int, device: torch.device, amp: bool, batch_size: int) -> Stylizer:
-        """The trained generator of `model_dir` (a bad weights file is a one-line UserError)."""
-        try:
-            generator = load_generator(model_dir, device)
-        except UserError:
-            raise
-        except Exception as err:  # noqa: BLE001 - safetensors/torch errors on a damaged folder
-            raise UserError(f"cannot load the generator in {model_dir}: {str(err).splitlines()[0]}") from None
-        return cls(generator, size, device, amp, batch_size)
-
-    @torch.inference_mode()
-    def __call__(self, crops: np.ndarray) -> np.ndarray:
-        """(N, H, W, 3) uint8 RGB crops -> (N, S, S, 3) uint8 RGB at the generator's size S (crops of another
-        size are resized as the training photos were); N = 0 is fine."""
-        if len(crops) == 0:
-            return np.zeros((0, self.size, self.size, 3), np.uint8)
-        out = []
-        for start in range(0, len(crops), self.batch_size):
-            x = to_tensor(crops[start:start + self.batch_size], self.size).to(self.device)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp_dtype is not None):
-                y = self.generator(x)
-            out.append(to_uint8(y))
-        return np.concatenate(out)
+        super().__init__(generator, None, size, device, batch_size, threads=1, amp=amp)

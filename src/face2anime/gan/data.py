@@ -28,12 +28,21 @@ DAN_SIZE = 112   # the size the photo points and the DAN live at
 
 @dataclass
 class TrainPhotos:
+    """What the generator learns from: photos (the study GANs), or anime faces with their conditioning (the
+    painter, `load_pairs`)."""
+
     ids: np.ndarray          # (N,) str
     images: torch.Tensor     # (N, 3, S, S) float RGB in [-1, 1]
     points: torch.Tensor     # (N, 40, 2) float target points, crop px at 112
+    cond: torch.Tensor | None = None   # (N, C, S, S) the painter's conditioning of `images` (its G input)
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @property
+    def inputs(self) -> torch.Tensor:
+        """The generator's inputs: the conditioning where there is one, else the photos."""
+        return self.images if self.cond is None else self.cond
 
 
 @dataclass
@@ -53,6 +62,23 @@ def load_photos(crops_path: Path | str, table_path: Path | str, split: str, size
     n = int(max_photos) if max_photos else len(crops.photo_ids)
     return TrainPhotos(ids=crops.photo_ids[:n], images=to_tensor(crops.color[:n], size),
                        points=torch.from_numpy(crops.targets[:n].astype(np.float32)))
+
+
+def load_pairs(pairs_path: Path | str, size: int, max_pairs: int | None = None) -> TrainPhotos:
+    """The painter's training pairs written by `prepare_spade` (anime face, its 40 points, its conditioning)."""
+    pairs_path = Path(pairs_path)
+    if not pairs_path.exists():
+        raise UserError(f"{pairs_path} not found: run `dvc repro prepare_spade` first")
+    a = read_arrays(pairs_path)
+    n = min(len(a["face_id"]), int(max_pairs)) if max_pairs else len(a["face_id"])
+    if n == 0:
+        raise UserError(f"{pairs_path} holds no pairs: no anime faces in prepare_spade.train_split")
+    cond = torch.from_numpy(a["cond"][:n].astype(np.float32))
+    if cond.shape[-1] != size:
+        raise UserError(f"{pairs_path}: conditioning is {cond.shape[-1]} px, the painter paints {size} px "
+                        f"(gan.spade.conditioning.size must equal gan.common.image_size)")
+    return TrainPhotos(ids=a["face_id"][:n], images=to_tensor(a["color"][:n], size),
+                       points=torch.from_numpy(a["points"][:n].astype(np.float32)), cond=cond)
 
 
 def load_style(style_path: Path | str, size: int) -> StyleSet:

@@ -72,6 +72,45 @@ def lsgan_g_loss(fake: torch.Tensor) -> torch.Tensor:
     return ((fake - 1.0) ** 2).mean()
 
 
+def hinge_d_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """SPADE discriminator (hinge): E[relu(1 - D(real))] + E[relu(1 + D(fake))]."""
+    return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+
+
+def hinge_g_loss(fake: torch.Tensor) -> torch.Tensor:
+    """SPADE generator (hinge): -E[D(G(c))]."""
+    return -fake.mean()
+
+
+def feature_matching_loss(fake_feats: list[list[torch.Tensor]], real_feats: list[list[torch.Tensor]]) -> torch.Tensor:
+    """pix2pixHD / SPADE discriminator feature matching: L1 between D's intermediate outputs (the logit maps
+    excluded) on the generated and the real image, averaged over the scales."""
+    total = fake_feats[0][0].new_zeros(())
+    for fake, real in zip(fake_feats, real_feats, strict=True):
+        for f, r in zip(fake[:-1], real[:-1], strict=True):
+            total = total + F.l1_loss(f.float(), r.detach().float())
+    return total / len(fake_feats)
+
+
+def dragan_penalty(score, real: torch.Tensor, perturbation: float, generator: torch.Generator | None = None,
+                   noise: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """DRAGAN (Kodali et al. 2017; the reference code): E[(||grad_x D(x_hat)||_2 - 1)^2] with
+    x_hat = x + alpha * perturbation * std(x) * U[0, 1] near the real samples, alpha ~ U[0, 1] per sample.
+
+    `score(x)` is D's logit map of an image batch; its per-sample mean is differentiated (a patch D has one
+    logit per patch). `noise` = (alpha (B,), u like x) replaces the random draws (tests)."""
+    if noise is None:
+        alpha = torch.rand(real.shape[0], generator=generator, device="cpu").to(real.device, real.dtype)
+        u = torch.rand(real.shape, generator=generator, device="cpu").to(real.device, real.dtype)
+    else:
+        alpha, u = noise
+    x_hat = (real.detach() + alpha.view(-1, *[1] * (real.ndim - 1)) * perturbation * real.detach().std() * u)
+    x_hat.requires_grad_(True)
+    out = score(x_hat).float().flatten(1).mean(dim=1)
+    (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
+    return ((grad.flatten(1).norm(dim=1) - 1.0) ** 2).mean()
+
+
 # ------------------------------------------------------------------------------------------ content/style
 def content_loss(feat_fake: torch.Tensor, feat_photo: torch.Tensor) -> torch.Tensor:
     """Mean L1 between backbone features of G(p) and of p."""

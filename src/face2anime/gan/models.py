@@ -1,4 +1,5 @@
-"""CartoonGAN and AnimeGAN generators and discriminators, sized by their typed settings (`params.py`).
+"""CartoonGAN and AnimeGAN generators and discriminators, sized by their typed settings (`params.py`); the
+factory and model-folder IO of all three families (the SPADE painter's networks are in `gan/spade.py`).
 
 Generators map (B, 3, H, W) RGB in [-1, 1] to the same shape and range (tanh head); discriminators map
 an image to a (B, 1, H/s, W/s) map of patch logits (no sigmoid: the losses apply it). Widths and block
@@ -15,12 +16,13 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from face2anime.errors import UserError, first_line
+from face2anime.paint.conditioning import CHANNELS
 from face2anime.params import (AnimeDiscriminatorParams, AnimeGeneratorParams, CartoonDiscriminatorParams,
-                               CartoonGeneratorParams)
+                               CartoonGeneratorParams, SpadeDiscriminatorParams, SpadeGeneratorParams)
 from face2anime.param_errors import validate
 from face2anime.training import read_model_dir, recipe, save_model_dir
 
-MODELS = ("cartoongan", "animegan")
+MODELS = ("cartoongan", "animegan", "spade")
 
 
 def _conv(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, bias: bool = True) -> nn.Conv2d:
@@ -160,25 +162,37 @@ class AnimeDiscriminator(nn.Module):
 
 
 # ------------------------------------------------------------------------------------------ factory + IO
-GeneratorSettings = CartoonGeneratorParams | AnimeGeneratorParams
-DiscriminatorSettings = CartoonDiscriminatorParams | AnimeDiscriminatorParams
+GeneratorSettings = CartoonGeneratorParams | AnimeGeneratorParams | SpadeGeneratorParams
+DiscriminatorSettings = CartoonDiscriminatorParams | AnimeDiscriminatorParams | SpadeDiscriminatorParams
 GENERATOR_SETTINGS: dict[str, type[GeneratorSettings]] = {"cartoongan": CartoonGeneratorParams,
-                                                           "animegan": AnimeGeneratorParams}
+                                                           "animegan": AnimeGeneratorParams,
+                                                           "spade": SpadeGeneratorParams}
 WEIGHTS = "generator.safetensors"
 REDO = "re-run the stage that wrote it (`dvc repro train_gan`)"
 
 
-def build_generator(g: GeneratorSettings) -> nn.Module:
-    """The generator of `gan.<model>.generator` (its settings' type says which model)."""
+def build_generator(g: GeneratorSettings, size: int | None) -> nn.Module:
+    """The generator of `gan.<model>.generator` (its settings' type says which model) for `size` px images
+    (the study generators are fully convolutional; the painter starts from a size / 2^k map)."""
+    from face2anime.gan.spade import SpadeGenerator
+
     if isinstance(g, CartoonGeneratorParams):
         return CartoonGenerator(g.width, g.blocks, g.upsample)
+    if isinstance(g, SpadeGeneratorParams):
+        if size is None:
+            raise UserError("the spade generator needs the image size it paints")
+        return SpadeGenerator(len(CHANNELS), size, g)
     return AnimeGenerator(g.width, g.blocks, g.expansion)
 
 
 def build_discriminator(d: DiscriminatorSettings) -> nn.Module:
-    """The discriminator of `gan.<model>.discriminator`."""
+    """The discriminator of `gan.<model>.discriminator` (the painter's sees conditioning + image)."""
+    from face2anime.gan.spade import MultiScaleDiscriminator
+
     if isinstance(d, CartoonDiscriminatorParams):
         return CartoonDiscriminator(d.width)
+    if isinstance(d, SpadeDiscriminatorParams):
+        return MultiScaleDiscriminator(len(CHANNELS) + 3, d)
     return AnimeDiscriminator(d.width, d.stages, d.spectral_norm)
 
 
@@ -196,6 +210,13 @@ def generator_settings(record: Any, source: str) -> GeneratorSettings:
     return validate(GENERATOR_SETTINGS[model], fields, source, "generator")
 
 
+def _image_size(config: dict[str, Any], cfg_path: Path) -> int:
+    size = config.get("image_size")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 16:
+        raise UserError(f"{cfg_path}: image_size = {size!r}: must be an integer >= 16")
+    return size
+
+
 def save_generator(model_dir: Path | str, generator: nn.Module, config: dict[str, Any],
                    extra: dict[str, Any] | None = None) -> None:
     """Write the folder atomically: `generator.safetensors` (float32) + `config.json` (`config['generator']` =
@@ -209,7 +230,9 @@ def load_generator(model_dir: Path | str, device: str | torch.device = "cpu") ->
     config, state = read_model_dir(model_dir, WEIGHTS, "generator", REDO, device)
     cfg_path = Path(model_dir) / "config.json"
     try:
-        generator = build_generator(generator_settings(config.get("generator"), str(cfg_path)))
+        settings = generator_settings(config.get("generator"), str(cfg_path))
+        size = _image_size(config, cfg_path) if isinstance(settings, SpadeGeneratorParams) else None
+        generator = build_generator(settings, size)
     except UserError as err:
         raise UserError(f"{err}; {REDO}") from None
     try:

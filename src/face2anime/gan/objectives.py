@@ -28,19 +28,20 @@ from torch import nn
 from face2anime.gan import losses as L
 from face2anime.gan.models import build_discriminator, build_generator
 from face2anime.imaging.tensors import luma
-from face2anime.params import AnimeGanParams, CartoonGanParams, GanCommonParams
+from face2anime.params import AnimeGanParams, CartoonGanParams, GanCommonParams, SpadeGanParams
 
 @dataclass
 class Batch:
     """One step's tensors, on the training device. Anime fields are None in the init phase."""
 
-    photo: torch.Tensor                       # (B, 3, S, S) RGB in [-1, 1]
+    photo: torch.Tensor                       # (B, 3, S, S) RGB in [-1, 1]; spade: the anime face itself
     photo_feat: torch.Tensor                  # backbone features of `photo` (constant: computed once)
     points: torch.Tensor                      # (B, 40, 2) the photo's target points (px at 112)
     anime: torch.Tensor | None = None         # colour anime faces: D's "real"
     anime_smooth: torch.Tensor | None = None  # edge-smoothed anime (colour): D's "fake" in both models
     anime_gray: torch.Tensor | None = None    # grayscale anime, 3 channels (AnimeGAN: D's "fake", gram target)
     anime_gray_feat: torch.Tensor | None = None   # backbone features of `anime_gray` (constant)
+    cond: torch.Tensor | None = None          # spade: the conditioning of `photo` (B, C, S, S), G's input
 
 
 @dataclass
@@ -61,12 +62,13 @@ class GANModel:
     name = ""
     uses_gray_features = False     # does the G loss need backbone features of grayscale anime (gram)?
 
-    def __init__(self, arch: CartoonGanParams | AnimeGanParams, common: GanCommonParams, backbone: nn.Module,
+    def __init__(self, arch: CartoonGanParams | AnimeGanParams | SpadeGanParams, common: GanCommonParams,
+                 backbone: nn.Module,
                  landmark: L.LandmarkLoss | None, landmark_weight: float, device: torch.device,
                  amp_dtype: torch.dtype | None, channels_last: bool):
         self.device, self.amp_dtype = device, amp_dtype
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.G = build_generator(arch.generator).to(device, memory_format=self.memory_format)
+        self.G = build_generator(arch.generator, common.image_size).to(device, memory_format=self.memory_format)
         self.D = build_discriminator(arch.discriminator).to(device, memory_format=self.memory_format)
         self.g_train, self.d_train = self.G, self.D   # what the step trains through: DDP wrappers (`distribute`)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=common.lr_g_init, betas=common.betas)
@@ -76,6 +78,7 @@ class GANModel:
         self.landmark, self.landmark_weight = landmark, landmark_weight
         self.weights = dict(arch.weights)              # term name -> weight (the settings' fields)
         self.init_weights = dict(common.init_weights)
+        self.regularizer = common.d_regularizer
 
     # ---------------------------------------------------------------- helpers
     def autocast(self):
@@ -102,6 +105,26 @@ class GANModel:
         for g in self.opt_g.param_groups:
             g["lr"] = self.lr[phase]
 
+    # ---------------------------------------------------------------- what G and D see
+    def generator_input(self, b: Batch) -> torch.Tensor:
+        """The generator's input: the photo (the painter: its conditioning)."""
+        return b.photo
+
+    def d_real(self, b: Batch) -> torch.Tensor:
+        """The real images D learns to accept (the DRAGAN penalty perturbs them)."""
+        return b.anime
+
+    def d_score(self, b: Batch, images: torch.Tensor) -> torch.Tensor:
+        """D's logits on an image batch, through the training wrapper (the painter: paired with `b.cond`)."""
+        return self.d_train(images)
+
+    def d_penalty(self, b: Batch) -> torch.Tensor | None:
+        """The `gan.common.d_regularizer` term of D's loss (already weighted), or None."""
+        r = self.regularizer
+        if r.kind == "none" or r.weight == 0:
+            return None
+        return r.weight * L.dragan_penalty(lambda x: self.d_score(b, x), self.d_real(b).float(), r.perturbation)
+
     # ---------------------------------------------------------------- losses
     def init_terms(self, b: Batch, fake: torch.Tensor) -> dict[str, torch.Tensor]:
         """Reconstruction: content L1 on backbone features + pixel L1 (raw values)."""
@@ -126,13 +149,16 @@ class GANModel:
         d_loss = None
         if phase == "init":
             with self.autocast():
-                fake = self.g_train(b.photo)
+                fake = self.g_train(self.generator_input(b))
                 raw = self.init_terms(b, fake)
             weights = self.init_weights
         else:
             with self.autocast():
-                fake = self.g_train(b.photo)
+                fake = self.g_train(self.generator_input(b))
                 d_loss = self.d_loss(b, fake.detach())
+            penalty = self.d_penalty(b)
+            if penalty is not None:
+                d_loss = d_loss + penalty
             self.opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             self.opt_d.step()
@@ -190,4 +216,39 @@ class AnimeGAN(GANModel):
                 "color": L.color_loss(fake.float(), b.photo.float())}
 
 
-MODEL_CLASSES: dict[str, type[GANModel]] = {"cartoongan": CartoonGAN, "animegan": AnimeGAN}
+class SpadeGAN(GANModel):
+    """The painter (SPADE-AnimeFace): paired, trained on anime faces alone. G paints the anime face from its
+    conditioning; a multi-scale PatchGAN judges (conditioning, image) with the hinge loss; G adds D feature
+    matching, perceptual L1 on the backbone and pixel L1 against the face the conditioning was made from.
+    The init phase (inherited) is the same reconstruction without D."""
+
+    name = "spade"
+
+    def generator_input(self, b: Batch) -> torch.Tensor:
+        return b.cond
+
+    def d_real(self, b: Batch) -> torch.Tensor:
+        return b.photo
+
+    def pair(self, b: Batch, images: torch.Tensor) -> torch.Tensor:
+        return torch.cat([b.cond.to(images.dtype), images], dim=1)
+
+    def d_score(self, b: Batch, images: torch.Tensor) -> torch.Tensor:
+        return self.d_train(self.pair(b, images))
+
+    def d_loss(self, b: Batch, fake: torch.Tensor) -> torch.Tensor:
+        real, gen = self.discriminate(self.pair(b, b.photo), self.pair(b, fake))
+        return L.hinge_d_loss(real, gen)
+
+    def g_adv_terms(self, b: Batch, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+        fake_feats = self.D.features(self.pair(b, fake))
+        with torch.no_grad():
+            real_feats = self.D.features(self.pair(b, b.photo))
+        adv = torch.cat([f[-1].flatten(1) for f in fake_feats], dim=1).float()
+        return {"adv": L.hinge_g_loss(adv),
+                "fm": L.feature_matching_loss(fake_feats, real_feats),
+                "con": L.content_loss(self.backbone(fake).float(), b.photo_feat.float()),
+                "pixel": F.l1_loss(fake.float(), b.photo.float())}
+
+
+MODEL_CLASSES: dict[str, type[GANModel]] = {"cartoongan": CartoonGAN, "animegan": AnimeGAN, "spade": SpadeGAN}

@@ -67,11 +67,11 @@ class EpochLog:
 
 @torch.no_grad()
 def reconstruction_mae(G: nn.Module, photos: TrainPhotos, device: torch.device, batch: int) -> float:
-    """Mean |G(p) - p| over the photos, in [0, 1] pixel units (G in eval mode, float32)."""
+    """Mean |G(input) - image| over the training images, in [0, 1] pixel units (G in eval mode, float32)."""
     total = 0.0
     for i in range(0, len(photos), batch):
         x = photos.images[i:i + batch].to(device)
-        total += float((G(x).float() - x).abs().mean(dim=(1, 2, 3)).sum()) / 2.0
+        total += float((G(photos.inputs[i:i + batch].to(device)).float() - x).abs().mean(dim=(1, 2, 3)).sum()) / 2.0
     return total / len(photos)
 
 
@@ -83,7 +83,7 @@ def sample_grid(G: nn.Module, photos: TrainPhotos, n: int, device: torch.device,
     n = min(n, len(photos))
     with torch.no_grad():
         x = photos.images[:n].to(device)
-        fake = G(x)
+        fake = G(photos.inputs[:n].to(device))
         pts = land.points(fake).cpu().numpy() if land is not None else None
     top, bottom = list(to_uint8(x)), list(to_uint8(fake))
     if pts is not None:

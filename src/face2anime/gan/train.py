@@ -38,7 +38,7 @@ from face2anime.gan.models import MODELS, generator_record, save_generator
 from face2anime.gan.objectives import MODEL_CLASSES, Batch, GANModel
 from face2anime.gan.records import EpochLog, reconstruction_mae, sample_grid, training_summary
 from face2anime.io import write_image
-from face2anime.params import AnimeGanParams, CartoonGanParams, GanCommonParams, LandmarkLossParams
+from face2anime.params import AnimeGanParams, CartoonGanParams, GanCommonParams, LandmarkLossParams, SpadeGanParams
 from face2anime.runtime import seed_everything, set_threads
 from face2anime.training import Checkpoint, Curves, recipe, run_fingerprint, state_tensors
 
@@ -46,17 +46,21 @@ LOSSES = ("base", "landmark")
 # Params that may change without invalidating a checkpoint: they do not alter what an epoch computes
 # (more `epochs` continue the same run; the device and the process count only change where it runs).
 RESUMABLE_KEYS = ("epochs", "device", "threads", "samples", "processes", "dist_timeout_s")
+# The painter's inference settings: recorded in its config.json, but not part of what it learns (a sweep over
+# them re-runs the stage, which resumes the finished checkpoint and only rewrites the folder).
+PAINTER_INFERENCE_KEYS = ("shape_move",)
 NETS = ("generator", "discriminator")        # the checkpoint's weight files; optimizers "opt_g", "opt_d"
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """One variant: `gan.common`, `gan.<model>` and `gan.landmark` as `params.GanParams` checked them."""
+    """One variant: `gan.common`, `gan.<model>` and `gan.landmark` as `params.GanParams` checked them
+    (`gan.spade`: the painter, trained on anime pairs instead of photos)."""
 
     model: str
     loss: str
     common: GanCommonParams
-    arch: CartoonGanParams | AnimeGanParams
+    arch: CartoonGanParams | AnimeGanParams | SpadeGanParams
     landmark: LandmarkLossParams    # the landmark term (loss == 'landmark'); its Wing settings also the DAN monitor's
 
     @property
@@ -72,7 +76,7 @@ class TrainConfig:
     def fingerprint_params(self) -> dict[str, Any]:
         """The params a checkpoint belongs to: all but RESUMABLE_KEYS; the landmark section only where used."""
         return {"model": self.model, "loss": self.loss, "common": recipe(self.common, where=RESUMABLE_KEYS),
-                "arch": recipe(self.arch, where=()),
+                "arch": recipe(self.arch, where=PAINTER_INFERENCE_KEYS),
                 "landmark": recipe(self.landmark, where=()) if self.loss == "landmark" else {}}
 
 
@@ -265,6 +269,9 @@ def _run_epoch(run: _Run, epoch: int) -> dict[str, Any]:
     model.D.train()
     seed = run.cfg.common.seed
     order, style_order = epoch_order(n, seed, epoch), epoch_order(len(run.style), seed, epoch, stream=1)
+    # the step's own draws (the painter's layer noise, the DRAGAN perturbation) from (seed, epoch) too, so that a
+    # resumed run draws what the uninterrupted one did; the study models draw nothing here
+    torch.manual_seed(int(seed) * 1_000_003 + int(epoch) * 101 + 2)
     log = EpochLog()
     desc = f"{run.cfg.variant} epoch {epoch + 1}/{run.epochs}{' (init)' if phase == 'init' else ''}"
     bar = tqdm(range(0, n, bs), desc=desc, disable=not (run.progress and run.dist.is_main), leave=False)
@@ -289,7 +296,8 @@ def _batch(run: _Run, idx: torch.Tensor, sidx: torch.Tensor | None) -> Batch:
     """The step's tensors: photos `idx` (and, in the adversarial phase, anime faces `sidx`) on the device."""
     model, photos, style = run.model, run.photos, run.style
     batch = Batch(photo=model.prepare(photos.images[idx]), photo_feat=run.photo_feats(idx),
-                  points=photos.points[idx].to(run.device))
+                  points=photos.points[idx].to(run.device),
+                  cond=None if photos.cond is None else model.prepare(photos.cond[idx]))
     if sidx is not None:
         batch.anime = model.prepare(style.color[sidx])
         batch.anime_smooth = model.prepare(style.smoothed[sidx])
@@ -308,7 +316,7 @@ def _end_epoch(run: _Run, epoch: int, record: dict[str, Any]) -> None:
     if model.landmark is not None:
         n = min(c.monitor_photos, len(photos))
         with torch.no_grad():
-            pts = model.landmark.points(model.G(photos.images[:n].to(run.device))).float().cpu()
+            pts = model.landmark.points(model.G(photos.inputs[:n].to(run.device))).float().cpu()
         record["monitor_point_error_px"] = float((pts - photos.points[:n]).norm(dim=-1).mean())
     run.history.append(record)
     if run.dist.is_main:

@@ -1,8 +1,9 @@
-"""Evaluate one trained generator on held-out photos: landmark consistency, style, content, collapse, copy.
+"""Evaluate one trained painter on held-out photos: landmarks, style, "looks anime", faithfulness, collapse, copy.
 
 Split in two so the expensive part runs once: `reference_features` embeds the held-out photos and anime
-faces (shared by all variants, stage `eval_gan_reference`); `evaluate_variant` runs one generator, the
-frozen DAN and the feature network on its outputs and compares (stage `eval_gan@<variant>`).
+faces and `anime_probe_reference` fits the "looks anime" probe on the TRAINING anime crops and photos
+(shared by all variants, stage `eval_gan_reference`); `evaluate_variant` runs one painter, the frozen DAN
+and the feature network on its outputs and compares (stage `eval_gan@<variant>`).
 Outputs are rounded to uint8 before they are measured: the numbers describe the images a user gets.
 """
 
@@ -18,9 +19,11 @@ import torch
 from torch import nn
 
 from face2anime.errors import UserError
-from face2anime.imaging.tensors import luma, to_tensor, to_uint8
+from face2anime.imaging.tensors import luma, to_tensor
 from face2anime.io import read_arrays
 from face2anime.metrics import gan
+from face2anime.metrics.anime_rate import LinearProbe, anime_rate, fit_linear_probe, probe_keys
+from face2anime.metrics.faithfulness import faithfulness_report
 from face2anime.metrics.features import embed
 from face2anime.metrics.landmarks import landmark_report
 from face2anime.photos.read import PhotoCrops, load_photo_crops
@@ -36,30 +39,21 @@ def load_photos(crops_npz: Path | str, photos_csv: Path | str, split: str = "tes
     return photos
 
 
-def load_anime(style_test_npz: Path | str, max_images: int, seed: int) -> np.ndarray:
-    """Held-out anime colour crops (N, 112, 112, 3) uint8, a seeded subset of at most `max_images`."""
-    if not Path(style_test_npz).exists():
-        raise UserError(f"{style_test_npz} not found: run `dvc repro prepare_style` first")
-    color = read_arrays(style_test_npz)["color"]
+def load_anime(style_npz: Path | str, max_images: int, seed: int) -> np.ndarray:
+    """Anime colour crops (N, 112, 112, 3) uint8 of a style set (`style_test.npz`: held out, `style.npz`:
+    training), a seeded subset of at most `max_images`."""
+    if not Path(style_npz).exists():
+        raise UserError(f"{style_npz} not found: run `dvc repro prepare_style` first")
+    color = read_arrays(style_npz)["color"]
     if len(color) < 2:
-        raise UserError(f"{style_test_npz} holds {len(color)} anime faces; KID needs at least 2")
+        raise UserError(f"{style_npz} holds {len(color)} anime faces; the GAN evaluation needs at least 2")
     if max_images and len(color) > max_images:
         idx = np.sort(np.random.default_rng(seed).choice(len(color), int(max_images), replace=False))
         color = color[idx]
     return color
 
 
-# ---------------------------------------------------------------- networks on image arrays
-@torch.no_grad()
-def generate(generator: nn.Module, photos: np.ndarray, batch_size: int, device: torch.device) -> np.ndarray:
-    """G on (N, H, W, 3) uint8 RGB photos -> (N, H, W, 3) uint8 RGB outputs."""
-    out = []
-    for start in range(0, len(photos), batch_size):
-        x = to_tensor(photos[start:start + batch_size], memory_format=torch.channels_last).to(device)
-        out.append(to_uint8(generator(x)))
-    return np.concatenate(out)
-
-
+# ---------------------------------------------------------------- networks on image arrays (painters: gan.painting)
 @torch.no_grad()
 def dan_points(dan: nn.Module, images: np.ndarray, batch_size: int, device: torch.device) -> np.ndarray:
     """Frozen DAN on (N, 112, 112, 3) uint8 RGB, converted to grayscale as in the landmark loss -> (N, 40, 2)."""
@@ -84,6 +78,26 @@ def reference_features(photos: PhotoCrops, anime: np.ndarray, net: nn.Module, in
     return out
 
 
+PROBE_RATES = ("anime_rate_photo", "anime_rate_anime", "probe_train_anime_rate", "probe_train_photo_rate",
+               "probe_anime_faces", "probe_photos", "probe_l2")
+
+
+def anime_probe_reference(train_anime_pooled: np.ndarray, train_photo_pooled: np.ndarray,
+                          photo_pooled: np.ndarray, anime_pooled: np.ndarray, l2: float) -> dict[str, np.ndarray]:
+    """The "looks anime" probe fitted on TRAINING anime vs TRAINING photo features (`metrics.anime_rate`),
+    its arrays and the rates of the held-out photos and anime faces, for `reference.npz`."""
+    probe = fit_linear_probe(train_anime_pooled, train_photo_pooled, l2)
+    return {**probe.to_arrays(),
+            "anime_train_pooled": np.asarray(train_anime_pooled, np.float64),   # the KID floor (anime vs anime)
+            "anime_rate_photo": np.array(anime_rate(probe, photo_pooled)),
+            "anime_rate_anime": np.array(anime_rate(probe, anime_pooled)),
+            "probe_train_anime_rate": np.array(anime_rate(probe, train_anime_pooled)),
+            "probe_train_photo_rate": np.array(anime_rate(probe, train_photo_pooled)),
+            "probe_anime_faces": np.array(len(train_anime_pooled)),
+            "probe_photos": np.array(len(train_photo_pooled)),
+            "probe_l2": np.array(float(l2))}
+
+
 def read_training_summary(model_dir: Path | str) -> dict[str, Any] | None:
     """`training.json` written beside the generator (init reconstruction error, G loss shares); None if absent."""
     import json
@@ -105,8 +119,9 @@ def read_reference(path: Path | str) -> dict[str, np.ndarray]:
         refs = read_arrays(path)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise UserError(f"{path} is unreadable ({err}): run `dvc repro eval_gan_reference` again") from None
-    missing = {"photo_id", "photo_pooled", "photo_maps", "anime_pooled", "photo_dan_points", "feature_net",
-               "inception_note"} - set(refs)
+    missing = ({"photo_id", "photo_pooled", "photo_maps", "anime_pooled", "anime_train_pooled", "photo_dan_points",
+                "feature_net",
+                "inception_note", *PROBE_RATES} | probe_keys()) - set(refs)
     if missing:
         raise UserError(f"{path} lacks {sorted(missing)}: run `dvc repro eval_gan_reference` again")
     return refs
@@ -137,11 +152,30 @@ def _landmarks(pred: np.ndarray, true: np.ndarray, outlier_px: float) -> dict[st
     return {k: report[k] for k in _LANDMARK_KEYS}
 
 
+def _anime_rate(refs: dict[str, np.ndarray], out_pooled: np.ndarray) -> dict[str, Any]:
+    probe = LinearProbe.from_arrays(refs)
+    return {
+        "output": anime_rate(probe, out_pooled),
+        "photo_baseline": float(refs["anime_rate_photo"]),
+        "anime_heldout": float(refs["anime_rate_anime"]),
+        "probe": {"anime_faces": int(refs["probe_anime_faces"]), "photos": int(refs["probe_photos"]),
+                  "l2": float(refs["probe_l2"]), "train_anime_rate": float(refs["probe_train_anime_rate"]),
+                  "train_photo_rate": float(refs["probe_train_photo_rate"])},
+        "note": ("share called anime (p > 0.5) by a balanced L2 logistic regression on the style feature net's "
+                 "pooled features, fitted on the training anime crops vs the training photos (never on outputs)"),
+    }
+
+
 def evaluate_variant(photos: PhotoCrops, outputs: np.ndarray, out_points: np.ndarray, photo_points: np.ndarray,
                      refs: dict[str, np.ndarray], out_pooled: np.ndarray, out_maps: np.ndarray,
                      out_inception: np.ndarray | None, feature_net: str, inception_note: str,
-                     s: GanEvalSettings, training: dict[str, Any] | None = None) -> dict[str, Any]:
-    """All numbers for one generator, JSON-ready (see docs/pipeline.md for the layout)."""
+                     s: GanEvalSettings, training: dict[str, Any] | None = None, *,
+                     target_points: np.ndarray) -> dict[str, Any]:
+    """All numbers for one painter, JSON-ready (see docs/pipeline.md for the layout).
+
+    `out_points`: the DAN on the outputs; `photo_points`: the DAN on the photos (the landmark baseline);
+    `target_points`: the points the painter means each output to have (`Painter.target_points`).
+    """
     if not np.array_equal(refs["photo_id"].astype(str), photos.photo_ids.astype(str)):
         raise UserError("reference features do not match the held-out photos: re-run eval_gan_reference")
     checks = gan.failure_checks(out_pooled, refs["photo_pooled"], outputs / 255.0, photos.color / 255.0,
@@ -154,16 +188,22 @@ def evaluate_variant(photos: PhotoCrops, outputs: np.ndarray, out_points: np.nda
             "target": "photo 40 target points (points112, lower-eyelid shift applied)",
             "output": _landmarks(out_points, photos.targets, s.outlier_px),
             "photo_baseline": _landmarks(photo_points, photos.targets, s.outlier_px),
+            "output_vs_target": _landmarks(out_points, target_points, s.outlier_px),
+            "output_vs_target_note": "the same DAN points vs the painter's target points (spade: shape-moved)",
         },
         "style": {
             "feature_net": feature_net,
             "kid": _kid(out_pooled, refs["anime_pooled"], s),
             "kid_photo_baseline": _kid(refs["photo_pooled"], refs["anime_pooled"], s),
+            "kid_anime_floor": _kid(refs["anime_train_pooled"], refs["anime_pooled"], s),
             "inception_kid": _kid(out_inception, refs["anime_inception"], s) if has_inception else None,
             "inception_kid_photo_baseline": (_kid(refs["photo_inception"], refs["anime_inception"], s)
                                              if has_inception else None),
             "inception_note": inception_note,
         },
+        "anime_rate": _anime_rate(refs, out_pooled),
+        "faithfulness": faithfulness_report(outputs, photos.color, out_points, target_points, photos.targets,
+                                            photo_points),
         "content": {
             "feature_cosine_distance": float(gan.cosine_distance(out_maps, refs["photo_maps"]).mean()),
             "note": "1 - cos between input and output feature maps (flattened), mean over photos",

@@ -1,0 +1,1 @@
+"""The paint room: the SPADE painter's conditioning (rough + landmark channels), face regions, synthetic layouts."""
