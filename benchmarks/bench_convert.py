@@ -34,7 +34,7 @@ from face2anime.convert.faces import FaceFinder
 from face2anime.convert.model import read_model, resolve_model_dir
 from face2anime.convert.run import convert_paths
 from face2anime.convert.settings import load_settings
-from face2anime.convert.stylize import Stylizer
+from face2anime.gan.painting import Painter
 from face2anime.errors import UserError
 from face2anime.gan.models import build_generator, generator_settings, load_generator, save_generator
 from face2anime.photos.files import demo_photos, load_photo
@@ -114,7 +114,7 @@ def main() -> None:
         finder = FaceFinder(model, settings)
         crops = np.concatenate([finder.crops(rgb, finder.find(rgb)) for rgb in
                                 (load_photo(p, 0) for p in sorted((work / "in").glob("*.png")))])
-        stylizer = Stylizer(generator, model.image_size, torch.device("cpu"), False, settings.batch_size)
+        stylizer = Painter(generator, None, model.image_size, torch.device("cpu"), settings.batch_size, threads=1)
         stylizer(crops)                                    # warm-up at the timed shapes
         best = bare = float("inf")
         report = None

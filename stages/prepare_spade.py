@@ -15,11 +15,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from tqdm import tqdm
 
+from face2anime.anime.split import read_split_crops, split_rows
 from face2anime.errors import UserError
-from face2anime.io import read_arrays, write_arrays, write_image
+from face2anime.io import write_arrays, write_image
 from face2anime.paint.conditioning import conditioning_batch, points_problem, scale_points
 from face2anime.paint.layouts import fit_shape_model, region_palette
 from face2anime.settings import load_settings
@@ -32,11 +32,6 @@ PAIRS = Path("data/spade/pairs.npz")
 TEST = Path("data/spade/test.npz")
 LAYOUTS = Path("data/spade/layouts.npz")
 PREVIEW = Path("reports/spade_pairs.png")
-
-
-def _rows(face_ids: np.ndarray, split: pd.DataFrame, name: str) -> np.ndarray:
-    wanted = set(split.loc[split["split"] == name, "face_id"])
-    return np.flatnonzero([f in wanted for f in face_ids])
 
 
 def _usable(rows: np.ndarray, points: np.ndarray, size: tuple[int, int], skipped: dict[str, str],
@@ -65,23 +60,12 @@ def _marks(cond: np.ndarray) -> np.ndarray:
 def main() -> str:
     p = load_settings("prepare_spade")
     c = load_settings("gan").spade.conditioning
-    for path in (CROPS, SPLIT):
-        if not path.exists():
-            raise UserError(f"{path} not found: run `dvc repro split` first")
-    crops = read_arrays(CROPS)
-    missing = [k for k in ("face_id", "color112", "points112") if k not in crops]
-    if missing:
-        raise UserError(f"{CROPS} lacks {', '.join(missing)} (see docs/pipeline.md)")
-    split = pd.read_csv(SPLIT, dtype={"face_id": str, "split": str}, keep_default_na=False)
-    ids = crops["face_id"].astype(str)
-    unknown = int(len(set(ids) - set(split["face_id"])))
-    if unknown:
-        raise UserError(f"{unknown} faces of {CROPS} are missing from {SPLIT}: re-run `dvc repro split`")
+    crops, ids, split = read_split_crops(CROPS, SPLIT, ("color112", "points112"))
     color, points = crops["color112"], crops["points112"].astype(np.float32)
-    train = _rows(ids, split, p.train_split)
+    train = split_rows(ids, split, p.train_split)
     if p.max_faces:
         train = train[:p.max_faces]
-    test = _rows(ids, split, p.test_split)
+    test = split_rows(ids, split, p.test_split)
     skipped: dict[str, str] = {}
     train = _usable(train, points, color.shape[1:3], skipped, ids)
     test = _usable(test, points, color.shape[1:3], skipped, ids)

@@ -10,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
+from face2anime.anime.split import read_split_crops, split_rows
 from face2anime.anime.style import EdgeSmoothing, build_style_set, edge_mask
 from face2anime.errors import UserError
-from face2anime.io import read_arrays, write_arrays, write_image
+from face2anime.io import write_arrays, write_image
 from face2anime.settings import load_settings
 from face2anime.stage import run_stage
 from face2anime.viz.sheets import contact_sheet, rgb_to_bgr
@@ -26,26 +26,11 @@ STYLE_TEST = Path("data/style/style_test.npz")
 PREVIEW = Path("reports/style_preview.png")
 
 
-def _rows(face_ids: np.ndarray, split: pd.DataFrame, name: str) -> np.ndarray:
-    wanted = set(split.loc[split["split"] == name, "face_id"])
-    return np.flatnonzero([f in wanted for f in face_ids])
-
-
 def main() -> str:
     p = load_settings("prepare_style")
-    for path in (CROPS, SPLIT):
-        if not path.exists():
-            raise UserError(f"{path} not found: run `dvc repro split` first")
-    crops = read_arrays(CROPS)
-    if "color112" not in crops or "face_id" not in crops:
-        raise UserError(f"{CROPS} lacks color112/face_id (see docs/pipeline.md)")
-    split = pd.read_csv(SPLIT, dtype={"face_id": str, "split": str}, keep_default_na=False)
-    ids = crops["face_id"].astype(str)
-    unknown = int(len(set(ids) - set(split["face_id"])))
-    if unknown:
-        raise UserError(f"{unknown} faces of {CROPS} are missing from {SPLIT}: re-run `dvc repro split`")
-    train = _rows(ids, split, p.train_split)
-    test = _rows(ids, split, p.test_split)
+    crops, ids, split = read_split_crops(CROPS, SPLIT, ("color112",))
+    train = split_rows(ids, split, p.train_split)
+    test = split_rows(ids, split, p.test_split)
     if len(train) == 0:
         raise UserError(f"no anime faces with split == {p.train_split!r} in {SPLIT}")
     cfg = EdgeSmoothing.from_params(p)

@@ -129,6 +129,16 @@ def _convert(inputs, out, model_dir, **kw):
 
 
 # ---------------------------------------------------------------- paste-back geometry
+def _square_diffs(model_dir, pic: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """|out - pic| outside the one face's framing square (1 px margin), and in its central 40 %."""
+    (face,) = FaceFinder(read_model(model_dir), load_settings(PARAMS)).find(pic)
+    x0, y0, side = face.square
+    outside = np.ones(pic.shape[:2], bool)
+    outside[max(0, int(y0) - 1):int(np.ceil(y0 + side)) + 1, max(0, int(x0) - 1):int(np.ceil(x0 + side)) + 1] = False
+    d = np.abs(out.astype(int) - pic.astype(int))
+    return d[outside], d[int(y0 + 0.3 * side):int(y0 + 0.7 * side), int(x0 + 0.3 * side):int(x0 + 0.7 * side)]
+
+
 def test_paste_of_the_unchanged_crop_gives_the_picture_back():
     """A smooth picture, cropped by the framing rule and pasted back untouched: equal outside the square,
     within rounding inside; half a pixel off would be ~10x the error."""
@@ -174,14 +184,8 @@ def test_identity_generator_returns_the_picture(tmp_path, model_dir, demo):
     assert report.exit_code == 0 and report.faces == 1
     out = _read(tmp_path / "out" / "astronaut.png")
     pic = demo["astronaut"]
-    finder = FaceFinder(read_model(model_dir), load_settings(PARAMS))
-    (face,) = finder.find(pic)
-    x0, y0, side = face.square
-    outside = np.ones(pic.shape[:2], bool)
-    outside[max(0, int(y0) - 1):int(np.ceil(y0 + side)) + 1, max(0, int(x0) - 1):int(np.ceil(x0 + side)) + 1] = False
-    d = np.abs(out.astype(int) - pic.astype(int))
-    assert d[outside].max() == 0
-    inner = d[int(y0 + 0.3 * side):int(y0 + 0.7 * side), int(x0 + 0.3 * side):int(x0 + 0.7 * side)]
+    outside, inner = _square_diffs(model_dir, pic, out)
+    assert outside.max() == 0
     assert 0 < inner.mean() < 5.0
 
 
@@ -453,16 +457,12 @@ def test_painter_converts_a_photo_in_paste_mode(tmp_path, painter_dir, demo):
     assert report.exit_code == 0 and report.faces == 1 and report.faces_skipped == 0, report.listing()
     out = _read(tmp_path / "out" / "astronaut.png")
     pic = demo["astronaut"]
-    finder = FaceFinder(read_model(painter_dir), load_settings(PARAMS))
-    (face,) = finder.find(pic)
-    x0, y0, side = face.square
-    outside = np.ones(pic.shape[:2], bool)
-    outside[max(0, int(y0) - 1):int(np.ceil(y0 + side)) + 1, max(0, int(x0) - 1):int(np.ceil(x0 + side)) + 1] = False
-    d = np.abs(out.astype(int) - pic.astype(int))
-    assert d[outside].max() == 0
-    inner = d[int(y0 + 0.3 * side):int(y0 + 0.7 * side), int(x0 + 0.3 * side):int(x0 + 0.7 * side)]
+    outside, inner = _square_diffs(painter_dir, pic, out)
+    assert outside.max() == 0
     assert inner.mean() > 20   # a random painter paints something else than the photo
     crops = _convert([src], tmp_path / "crops", painter_dir, mode="crops")
+    finder = FaceFinder(read_model(painter_dir), load_settings(PARAMS))
+    (face,) = finder.find(pic)
     painter = load_painter(painter_dir, torch.device("cpu"), batch_size=4, threads=1)
     want = painter(finder.crops(pic, [face]), FaceFinder.points([face]))[0]
     assert crops.faces == 1 and np.array_equal(_read(tmp_path / "crops" / "astronaut_face0.png"), want)

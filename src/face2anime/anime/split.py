@@ -94,3 +94,30 @@ def split_summary(groups: np.ndarray, split: np.ndarray) -> dict:
                   "fraction": float(m.mean()) if len(split) else 0.0}
     out["largest_group_faces"] = int(np.bincount(groups).max()) if len(groups) else 0
     return out
+
+
+def read_split_crops(crops_path, split_path, keys: tuple[str, ...]) -> tuple[dict[str, np.ndarray], np.ndarray,
+                                                                             pd.DataFrame]:
+    """(the crops bundle, its face ids as str, split.csv) for a stage that takes faces by split: missing files,
+    arrays and faces unknown to split.csv are one line each."""
+    from face2anime.io import read_arrays
+
+    for path in (crops_path, split_path):
+        if not path.exists():
+            raise UserError(f"{path} not found: run `dvc repro split` first")
+    crops = read_arrays(crops_path)
+    missing = [k for k in ("face_id", *keys) if k not in crops]
+    if missing:
+        raise UserError(f"{crops_path} lacks {', '.join(missing)} (see docs/pipeline.md)")
+    split = pd.read_csv(split_path, dtype={"face_id": str, "split": str}, keep_default_na=False)
+    ids = crops["face_id"].astype(str)
+    unknown = int(len(set(ids) - set(split["face_id"])))
+    if unknown:
+        raise UserError(f"{unknown} faces of {crops_path} are missing from {split_path}: re-run `dvc repro split`")
+    return crops, ids, split
+
+
+def split_rows(face_ids: np.ndarray, split: pd.DataFrame, name: str) -> np.ndarray:
+    """Indices of the faces whose split.csv split is `name`, in the bundle's order."""
+    wanted = set(split.loc[split["split"] == name, "face_id"])
+    return np.flatnonzero([f in wanted for f in face_ids])

@@ -9,7 +9,6 @@ bf16 autocast runs on CUDA only: CPU runs stay float32.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +17,6 @@ from torch import nn
 
 from face2anime.errors import UserError
 from face2anime.gan.painting import Painter, load_painter, painter_record
-
-_FACE_PREFIX = re.compile(r"^face \d+: ")
 
 
 def make_painter(model_dir: Path, device: torch.device, batch_size: int, threads: int, amp: bool,
@@ -41,9 +38,9 @@ def make_painter(model_dir: Path, device: torch.device, batch_size: int, threads
 class FacePainter:
     """`fp(crops, points)` -> (styled (N, S, S, 3) uint8, {face index: why it was skipped}).
 
-    The whole batch goes through the painter in one call; only when the painter refuses a face are the faces
-    conditioned one by one (the same `Painter.conditioning`, so the same bytes) to find which, and the rest
-    painted. A skipped face's row of `styled` is zeros: callers leave that face as it was.
+    The painter's refusals (`Painter.refusals`, a cheap check of each face's points) are set aside first and
+    the other faces painted in one call. A skipped face's row of `styled` is zeros: callers leave that face
+    as it was.
     """
 
     def __init__(self, painter: Painter):
@@ -54,29 +51,13 @@ class FacePainter:
         return self.painter.size
 
     def __call__(self, crops: np.ndarray, points: np.ndarray | None) -> tuple[np.ndarray, dict[int, str]]:
-        if not self.painter.needs_points:
-            return self.painter(crops), {}
-        if points is None:   # a painter without points: the painter's own one-line error
+        if not self.painter.needs_points or points is None:   # no points: the painter's own one-line error
             return self.painter(crops, points), {}
-        try:
+        skipped = self.painter.refusals(crops, points)
+        if not skipped:
             return self.painter(crops, points), {}
-        except UserError:
-            pass
-        conds, skipped = [], {}
-        for k in range(len(crops)):
-            try:
-                conds.append(self.painter.conditioning(crops[k:k + 1], points[k:k + 1]))
-            except UserError as err:
-                skipped[k] = _FACE_PREFIX.sub("", str(err))
         styled = np.zeros((len(crops), self.size, self.size, 3), np.uint8)
-        if conds:
-            good = [k for k in range(len(crops)) if k not in skipped]
-            styled[good] = self.painter.paint(torch.from_numpy(np.concatenate(conds)))
+        good = [k for k in range(len(crops)) if k not in skipped]
+        if good:
+            styled[good] = self.painter(crops[good], points[good])
         return styled, skipped
-
-
-class Stylizer(Painter):
-    """A study generator as a `Painter` under convert's old signature (`benchmarks/bench_convert.py`)."""
-
-    def __init__(self, generator: nn.Module, size: int, device: torch.device, amp: bool, batch_size: int):
-        super().__init__(generator, None, size, device, batch_size, threads=1, amp=amp)

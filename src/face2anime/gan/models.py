@@ -210,7 +210,8 @@ def generator_settings(record: Any, source: str) -> GeneratorSettings:
     return validate(GENERATOR_SETTINGS[model], fields, source, "generator")
 
 
-def _image_size(config: dict[str, Any], cfg_path: Path) -> int:
+def image_size_of(config: dict[str, Any], cfg_path: Path) -> int:
+    """config.json's `image_size`, checked (one line naming the file)."""
     size = config.get("image_size")
     if isinstance(size, bool) or not isinstance(size, int) or size < 16:
         raise UserError(f"{cfg_path}: image_size = {size!r}: must be an integer >= 16")
@@ -231,7 +232,7 @@ def load_generator(model_dir: Path | str, device: str | torch.device = "cpu") ->
     cfg_path = Path(model_dir) / "config.json"
     try:
         settings = generator_settings(config.get("generator"), str(cfg_path))
-        size = _image_size(config, cfg_path) if isinstance(settings, SpadeGeneratorParams) else None
+        size = image_size_of(config, cfg_path) if isinstance(settings, SpadeGeneratorParams) else None
         generator = build_generator(settings, size)
     except UserError as err:
         raise UserError(f"{err}; {REDO}") from None

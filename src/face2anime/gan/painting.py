@@ -17,13 +17,14 @@ import torch
 from torch import nn
 
 from face2anime.errors import UserError
-from face2anime.gan.models import load_generator
+from face2anime.gan.models import image_size_of, load_generator
 from face2anime.imaging.tensors import to_tensor, to_uint8
 from face2anime.paint.conditioning import CHANNELS, PHOTO_MARGIN, conditioning_batch, move_shape, points_problem
 from face2anime.param_errors import validate
 from face2anime.params import ConditioningParams
 
 REDO = "re-run the stage that wrote it (`dvc repro train_spade`)"
+DEFAULT_SIZE = 112   # folders written before config.json recorded image_size: the study's size
 
 
 class Painter:
@@ -54,18 +55,27 @@ class Painter:
         points = np.asarray(points, np.float64)
         return move_shape(points, self.mean_shape, self.shape_move) if self.needs_points else points
 
-    def conditioning(self, crops: np.ndarray, points: np.ndarray) -> np.ndarray | None:
-        """(N, C, S, S) float32 painter inputs (None for the study generators). UserError naming the first face
-        whose points cannot make one (out of frame, non-finite)."""
+    def refusals(self, crops: np.ndarray, points: np.ndarray | None) -> dict[int, str]:
+        """{face index: why its points cannot condition the painter} (out of frame, non-finite), checked on
+        the face's own points before they move; empty for the study generators."""
         if not self.needs_points:
-            return None
+            return {}
         if points is None or len(points) != len(crops):
             raise UserError(f"the spade painter needs 40 points per face ({len(crops)} faces, "
                             f"{0 if points is None else len(points)} point sets)")
-        for k, (crop, pts) in enumerate(zip(crops, points)):   # the face's own points, before they move
-            problem = points_problem(pts, crop.shape[1], crop.shape[0], PHOTO_MARGIN)
-            if problem:
-                raise UserError(f"face {k}: its points cannot condition the painter: {problem}")
+        found = {k: points_problem(pts, crop.shape[1], crop.shape[0], PHOTO_MARGIN)
+                 for k, (crop, pts) in enumerate(zip(crops, points))}
+        return {k: f"its points cannot condition the painter: {why}" for k, why in found.items() if why}
+
+    def conditioning(self, crops: np.ndarray, points: np.ndarray) -> np.ndarray | None:
+        """(N, C, S, S) float32 painter inputs (None for the study generators). UserError naming the first face
+        of `refusals`."""
+        if not self.needs_points:
+            return None
+        refused = self.refusals(crops, points)
+        if refused:
+            k = min(refused)
+            raise UserError(f"face {k}: {refused[k]}")
         return conditioning_batch(crops, self.target_points(points), self.cond, self.threads, margin=PHOTO_MARGIN)
 
     def paint(self, inputs: torch.Tensor) -> np.ndarray:
@@ -93,10 +103,10 @@ def painter_record(model_dir: Path | str) -> tuple[dict[str, Any] | None, int]:
         config = json.loads(path.read_text())
     except (OSError, ValueError) as err:
         raise UserError(f"generator config {path} is unreadable ({err}): {REDO}") from None
-    size = config.get("image_size", 112) if isinstance(config, dict) else 112
-    if isinstance(size, bool) or not isinstance(size, int) or size < 16:
-        raise UserError(f"{path}: image_size = {size!r}: must be an integer >= 16")
-    return (config.get("painter") if isinstance(config, dict) else None), size
+    if not isinstance(config, dict):
+        return None, DEFAULT_SIZE
+    size = image_size_of(config, path) if "image_size" in config else DEFAULT_SIZE
+    return config.get("painter"), size
 
 
 def load_painter(model_dir: Path | str, device: torch.device, batch_size: int, threads: int,
