@@ -2,7 +2,8 @@
 """Try `face2anime convert` as a user would, on the trained demo generator, and check what it says.
 
 Builds a scratch input set from the demo photos: the photos themselves, one picture holding both faces, a
-picture without a face, a corrupt file, a file of an unknown kind and a short video (with no audio track);
+picture without a face, a corrupt file, a file of an unknown kind and a short video (the test clip of
+`face2anime.photos.clip` at 480x360: still, pan, zoom, roll, a cut, a second face entering; with a tone as audio);
 runs the installed `face2anime convert` command on it in paste mode, then in crops mode, and checks the
 exit codes, the counts of its summary (no demo face left unpainted: a SPADE painter conditions every one),
 the outputs (sizes, frame count and rate of the video) and that no Python traceback was printed; then
@@ -15,6 +16,7 @@ Run by `.ci/run` after `dvc repro`; by hand: `.venv/bin/python scripts/convert_c
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import subprocess
 import sys
@@ -24,13 +26,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from face2anime.convert.video import decoded_facts
+from face2anime.convert.video import decoded_facts, has_audio
 from face2anime.io import write_image
+from face2anime.photos.clip import MotionClipSpec, make_clip, write_clip
 from face2anime.photos.files import demo_photos, load_photo
 
 ROOT = Path(__file__).resolve().parents[1]
 SHEET = ROOT / "reports" / "convert" / "before_after.png"
-FPS, FRAMES = 12.0, 18
+CLIP = MotionClipSpec(width=480, height=360).scaled(0.25)   # every segment of the test clip, a few frames each
 
 
 def make_inputs(folder: Path) -> dict[str, Path]:
@@ -54,15 +57,7 @@ def make_inputs(folder: Path) -> dict[str, Path]:
     files["corrupt"].write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG" + bytes(range(256)) * 4)
     files["unknown"] = pics / "notes.txt"
     files["unknown"].write_text("not a picture\n")
-    video = folder / "clip.mp4"
-    frame = cv2.resize(photos[0], (320, round(320 * photos[0].shape[0] / photos[0].shape[1])))
-    frame = frame[: frame.shape[0] // 2 * 2]
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (frame.shape[1], frame.shape[0]))
-    for k in range(FRAMES):  # a slow pan: the face moves a few pixels per frame
-        m = np.float32([[1, 0, k - FRAMES / 2], [0, 1, 0]])
-        writer.write(cv2.warpAffine(frame, m, (frame.shape[1], frame.shape[0]), borderMode=cv2.BORDER_REPLICATE)[..., ::-1])
-    writer.release()
-    files["video"] = video
+    files["video"] = write_clip(make_clip(CLIP), folder / "clip.mp4")
     return files
 
 
@@ -137,8 +132,24 @@ def main(argv: list[str] | None = None) -> int:
             n_out, fps_out, w_out, h_out = decoded_facts(out / "clip.mp4")
             check((n_out, w_out, h_out) == (n_in, w_in, h_in) and abs(fps_out - fps_in) < 1e-3,
                   f"video: {n_out} frames {w_out}x{h_out} at {fps_out:g} fps (input {n_in} {w_in}x{h_in} {fps_in:g})")
+            if has_audio(files["video"]):
+                check(bool(has_audio(out / "clip.mp4")), "video: the audio track is carried over")
         else:
             check(False, "video written")
+        # the video went the tracked way (convert.video_tracking: true): the one face of every frame, across the
+        # cut too, none twice (a second face appears only in the last segment, where it slides in and is picked
+        # up within detect_every frames); the frame-by-frame way (video_tracking=false) gives the same frames
+        clip = make_clip(CLIP)
+        entering = len(clip.segment("enter"))
+        found = re.search(r"1 video \((\d+) frames, (\d+) faces", text)
+        faces = int(found.group(2)) if found else -1
+        check(len(clip.frames) <= faces <= len(clip.frames) + entering,
+              f"tracked video: {faces} faces in {len(clip.frames)} frames (one in each, a second in at most "
+              f"the last {entering})")
+        rc, text = run([exe, "convert", str(files["video"]), "-o", str(tmp / "fbf"), "-q", "--set",
+                        "video_tracking=false", *model])
+        facts = decoded_facts(tmp / "fbf" / "clip.mp4") if (tmp / "fbf" / "clip.mp4").exists() else None
+        check(rc == 0 and facts is not None and facts[0] == n_in, "frame-by-frame video (video_tracking=false) written")
         crops = tmp / "crops"
         rc, text = run([exe, "convert", str(files["two_faces"]), "-o", str(crops), "--mode", "crops", "-q", *model])
         faces = sorted(crops.glob("two_faces_face*.png"))

@@ -30,6 +30,9 @@ SUMMARY = {
     "bench_extract": [rf"^keep_scene_starts=False, .*\n(.*\n){{2}}  ratio +: {NUM} .*CPU-time ratio {NUM}$",
                       rf"^keep_scene_starts=True, .*\n(.*\n){{2}}  ratio +: {NUM} .*CPU-time ratio {NUM}$"],
     "bench_gan_step": [rf"^speed-up before/after: {NUM}x", rf"^landmark-loss overhead: {NUM} "],
+    "bench_video": [rf"^warping error tracked / frame-by-frame: faces {NUM}x, whole frame {NUM}x; above the input's "
+                    rf"floor \(faces\): -?{NUM}x$",
+                    rf"^speed-up tracked / frame-by-frame \(faces per second\): {NUM}x; per CPU second: {NUM}x$"],
     "bench_helen": [rf"^NME 68 points: stage {NUM}  raw dlib {NUM}  ratio {NUM}$",
                     rf"^NME 40 points: stage {NUM}  raw dlib {NUM}  ratio {NUM}$"],
     "bench_landmark_loss": [rf"^\[{clock}\] generator step: .* ratio {NUM} .*\n\[{clock}\] landmark loss per image: "
@@ -38,6 +41,8 @@ SUMMARY = {
                   r"^DDP, 1 process on gloo .*weights finite after the steps: True$",
                   rf"^DAN width 0.25, .* = {NUM} of the matmul peak$",
                   rf"^hysts on cpu \(random weights\), .* {NUM} frames/s; .* {NUM} faces/s"],
+    "load_web": [rf"^answered (\d+)/\1 \(\1 converted\), latency p50 {NUM} s, p95 {NUM} s \(one alone {NUM} s, "
+                 rf"p50 / alone {NUM}x\), server peak RSS {NUM} MB$"],
 }
 SCRIPTS = sorted({p.stem for p in (ROOT / "benchmarks").glob("*.py")} | set(SUMMARY))
 LONGEST_FIRST = ("bench_cpu_math", "gpu_check")   # started first, so that the two workers finish together

@@ -25,6 +25,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import errno
+import hashlib
 import json
 import os
 import re
@@ -59,14 +60,22 @@ def project_root(path: Path | str) -> Path | None:
     return None
 
 
+def _short(name: str) -> str:
+    """`name` for a temp name: kept when short, else its start and a hash, so that the temp name stays under
+    the file system's NAME_MAX (255) for any target name that fits it (the target's own name is used inside)."""
+    if len(name) <= 40:
+        return name
+    return f"{name[:24]}-{hashlib.sha1(name.encode('utf-8', 'surrogateescape')).hexdigest()[:12]}"
+
+
 def _temp_dir(target: Path) -> Path:
     """A fresh private folder for building `target`: in the project's scratch folder, else a hidden sibling."""
     root = project_root(target.parent)
     if root is not None:
         scratch = root / SCRATCH
         scratch.mkdir(exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f"{_tag()}.{target.name}.", suffix=".tmp", dir=scratch))
-    return Path(tempfile.mkdtemp(prefix=f".{_tag()}.{target.name}.", suffix=".tmp", dir=target.parent))
+        return Path(tempfile.mkdtemp(prefix=f"{_tag()}.{_short(target.name)}.", suffix=".tmp", dir=scratch))
+    return Path(tempfile.mkdtemp(prefix=f".{_tag()}.{_short(target.name)}.", suffix=".tmp", dir=target.parent))
 
 
 _RENAME_EXCHANGE = 2
@@ -93,7 +102,7 @@ def _publish(work: Path, target: Path, tmp_dir: Path) -> None:
     """Put `work` at `target`, replacing what is there without a moment where a reader finds a half state."""
     if work.stat().st_dev != target.parent.stat().st_dev:
         # another filesystem: copy next to the target under a temp name, then rename there
-        near = Path(tempfile.mkdtemp(prefix=f".{_tag()}.{target.name}.", suffix=".tmp", dir=target.parent))
+        near = Path(tempfile.mkdtemp(prefix=f".{_tag()}.{_short(target.name)}.", suffix=".tmp", dir=target.parent))
         try:
             moved = near / target.name
             shutil.move(str(work), moved)
@@ -108,7 +117,7 @@ def _publish(work: Path, target: Path, tmp_dir: Path) -> None:
         return
     if _exchange(work, target):
         return  # the old folder now lies at `work`, removed with tmp_dir
-    aside = tmp_dir / f"{target.name}.old"
+    aside = tmp_dir / ("old" if target.name != "old" else "old.1")
     os.rename(target, aside)
     try:
         os.rename(work, target)
@@ -190,6 +199,33 @@ def clean_stale_temps(outputs: Iterable[Path | str] = (), root: Path | str = "."
             if _stale(entry.name, legacy):
                 _remove(Path(entry.path))
                 removed.append(Path(entry.path))
+    return removed
+
+
+def clean_run_temps(folder: Path | str, before: float) -> list[Path]:
+    """Delete the temps that dead writers on this host left in and under `folder` (not following links) and in
+    the project's scratch folder, when older than `before` (a time.time()): a user command's start-of-run
+    cleanup. Only names of our own pattern (`.<pid>@<host>.` ... `.tmp`) are touched. Returns what was deleted."""
+    folder = Path(folder)
+    roots = [folder] if folder.is_dir() else []
+    project = project_root(folder)
+    if project is not None and (project / SCRATCH).is_dir():
+        roots.append(project / SCRATCH)
+    removed: list[Path] = []
+    for root in roots:
+        for here, dirs, files in os.walk(root):
+            for name in [*dirs, *files]:
+                path = Path(here) / name
+                try:
+                    old = path.lstat().st_mtime < before
+                except OSError:
+                    continue
+                if old and _stale(name, legacy=False):
+                    _remove(path)
+                    removed.append(path)
+            # temps are siblings of outputs, never inside other hidden folders (.git, .venv): not walked
+            dirs[:] = [d for d in dirs if not d.startswith(".") and not (Path(here) / d).is_symlink()
+                       and Path(here, d).exists()]
     return removed
 
 

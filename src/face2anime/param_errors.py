@@ -125,6 +125,9 @@ def _message(e: dict, field: Any) -> str:
     if base is not None and (family in ("int", "float") or kind in _RANGE):
         bounds = _bounds(field.metadata)
         return f"must be {'an integer' if base is int else 'a number'}" + (f" {bounds}" if bounds else "")
+    if kind == "finite_number":   # .inf, .nan, 1e400: refused by every section (params._Section)
+        bounds = _bounds(field.metadata) if base is not None else ""
+        return "must be a finite number" + (f" {bounds}" if bounds else "")
     if kind in _RANGE:
         what = "an integer" if isinstance(e.get("input"), int) else "a number"
         return f"must be {what} {_RANGE[kind]} {next(iter(ctx.values()))}"
@@ -144,5 +147,8 @@ def _message(e: dict, field: Any) -> str:
 
 
 def _show(value: Any) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:   # an integer of more digits than Python prints (sys.get_int_max_str_digits)
+        return "<an integer of thousands of digits>"
     return text if len(text) <= 60 else text[:57] + "..."

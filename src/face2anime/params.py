@@ -9,18 +9,43 @@ only the stages that seed or set threads depend on the runtime module.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import numpy as np
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictBool, ValidationInfo, field_validator,
+                      model_validator)
 
 PARAMS_FILE = Path("params.yaml")
 
 
-class _Section(BaseModel):
-    """Every key required, none unknown, values frozen."""
+INT_LIMIT = 2**63 - 1   # the largest integer numpy / torch / OpenCV take as a C integer
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+
+class _Section(BaseModel):
+    """Every key required, none unknown, values frozen. Numbers are numbers: a float must be finite (.inf,
+    .nan and 1e400 are refused; a key that means "no limit" says so with 0 or null, never .inf), true/false
+    is not a number (pydantic would read it as 1/0), and an integer must fit a C integer (INT_LIMIT)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _plain_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        kind = field.annotation if field is not None else None
+        numeric = _admits(kind, (int, float)) and not _admits(kind, (bool,))
+        for item in value if isinstance(value, (list, tuple)) else (value,):
+            if numeric and isinstance(item, bool):
+                what = "a number" if _admits(kind, (float,)) else "an integer"
+                raise ValueError(f"must be {what}, not true/false")
+            if isinstance(item, int) and not isinstance(item, bool) and abs(item) > INT_LIMIT:
+                raise ValueError("too large: integers here stop at 2**63 - 1")
+        return value
+
+
+def _admits(annotation: Any, types: tuple[type, ...]) -> bool:
+    """Whether a field's type takes one of `types` anywhere (`Literal["model"] | float`, `list[Count]`, ...)."""
+    return annotation in types or any(_admits(a, types) for a in get_args(annotation))
 
 
 def _device(value: str) -> str:
@@ -43,14 +68,16 @@ def _fourcc(value: str) -> str:
 
 Bool = StrictBool                            # true/false only: a quoted "no" is not read as a truth value
 Device = Annotated[str, AfterValidator(_device)]
-Seed = Annotated[int, Field(ge=0)]
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]   # numpy's legacy seeding takes 32 bits
 Count = Annotated[int, Field(ge=1)]          # a size or count that must be positive
-Threads = Annotated[int, Field(ge=0)]        # torch CPU threads; 0 = torch's default
+Threads = Annotated[int, Field(ge=0, le=1024)]   # torch CPU threads; 0 = torch's default (OpenMP fails far above 1024)
 Share = Annotated[float, Field(ge=0, le=1)]
 NonNegFloat = Annotated[float, Field(ge=0)]
 PosFloat = Annotated[float, Field(gt=0)]
 Range = tuple[float, float]
 MaxPixels = Annotated[int, Field(ge=0)]      # larger pictures are refused before decoding; 0 = no limit
+MAX_IMAGE_SIZE = 4096                         # a generator's training side (config.json's image_size too)
+Upsample = Annotated[int, Field(ge=0, le=4)]  # dlib passes: each x4 pixels, ~x5 time (1024 px side at 4: 28 s, 2.3 GB)
 
 
 # ---- make_demo
@@ -253,7 +280,7 @@ class PhotoLandmarksParams(_Section):
     source: Literal["demo", "folder"]
     photos_dir: str
     detector: Literal["hog", "cnn"]
-    upsample: Annotated[int, Field(ge=0)]
+    upsample: Upsample
     det_threshold: float
     face_policy: Literal["largest", "best", "skip_multiple"]
     max_side: Annotated[int, Field(ge=64)]
@@ -318,7 +345,7 @@ class GanCommonParams(_Section):
     threads: Threads
     processes: Count
     dist_timeout_s: PosFloat
-    image_size: Annotated[int, Field(ge=16)]
+    image_size: Annotated[int, Field(ge=16, le=MAX_IMAGE_SIZE)]
     photo_split: Literal["train", "val", "test"]
     max_photos: Annotated[int, Field(ge=0)]
     batch_size: Count
@@ -505,12 +532,12 @@ class ConvertParams(_Section):
     model: Annotated[str, Field(min_length=1)]
     mode: Literal["paste", "crops"]
     no_face: Literal["copy", "skip"]
-    batch_size: Count
+    batch_size: Annotated[int, Field(ge=1, le=128)]   # memory grows with it: params.yaml
     device: Device
     amp: Bool
     threads: Threads
     detector: Literal["model", "hog", "cnn"]
-    upsample: Literal["model"] | Annotated[int, Field(ge=0)]
+    upsample: Literal["model"] | Upsample
     det_threshold: Literal["model"] | float
     max_side: Literal["model"] | Annotated[int, Field(ge=64)]
     mask: Literal["ellipse", "square"]
@@ -522,6 +549,15 @@ class ConvertParams(_Section):
     predictor_path: str
     cnn_path: str
     max_pixels: MaxPixels
+    video_tracking: Bool
+    detect_every: Count
+    scene_cut: Share
+    track_min_score: Annotated[float, Field(ge=-1, le=1)]
+    track_max_misses: Annotated[int, Field(ge=0)]
+    one_euro_min_cutoff: PosFloat
+    one_euro_beta: NonNegFloat
+    one_euro_d_cutoff: PosFloat
+    flow_blend: Annotated[float, Field(ge=0, lt=1)]
 
 
 class GenerateParams(_Section):
@@ -535,11 +571,28 @@ class GenerateParams(_Section):
     device: Device
 
 
+class ServeParams(_Section):
+    """The `serve` section: the web page of `face2anime serve` (docs/web.md); conversions use the `convert` section."""
+
+    host: Annotated[str, Field(min_length=1)]
+    port: Annotated[int, Field(ge=1, le=65535)]
+    device: Device
+    models: Annotated[str, Field(min_length=1)]
+    metrics: str
+    concurrency: Count
+    queue_size: Count
+    max_pixels: MaxPixels
+    max_upload_mb: PosFloat
+    models_loaded: Count
+    cache_clean_s: Count
+    cache_max_age_s: Count
+
+
 SECTIONS: dict[str, type[_Section]] = {
     "make_demo": MakeDemoParams, "extract_frames": ExtractFramesParams, "detect_anime": DetectAnimeParams,
     "expand_contour": ExpandContourParams, "framing": FramingParams, "crop_anime": CropAnimeParams,
     "split": SplitParams, "dan": DanParams, "eval_dan": EvalDanParams, "photo_landmarks": PhotoLandmarksParams,
     "prepare_style": PrepareStyleParams,
     "prepare_spade": PrepareSpadeParams, "gan": GanParams, "eval_gan": EvalGanParams, "report": ReportParams,
-    "convert": ConvertParams, "generate": GenerateParams,
+    "convert": ConvertParams, "generate": GenerateParams, "serve": ServeParams,
 }

@@ -5,6 +5,8 @@ benchmarks that want the raw mapping call `load_params`.
 
 from __future__ import annotations
 
+import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +20,21 @@ from face2anime.params import PARAMS_FILE, SECTIONS, _Section
 __all__ = ["PARAMS_FILE", "SECTIONS", "load_all", "load_params", "load_settings", "read_params_file", "validate"]
 
 
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 class _StrictLoader(yaml.SafeLoader):
     """YAML's safe loader, but a key given twice in one mapping is an error (PyYAML keeps the last one
     silently, and DVC refuses the file: either way the value a user edited may not be the one used)."""
 
 
 def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    """A mapping whose own keys are unique; YAML merge keys (`<<: *defaults`) work as in YAML 1.1: the
+    mapping's own keys override the merged ones (that is what a merge is for, not a duplicate)."""
     seen: dict[Any, yaml.Node] = {}
     for key_node, _ in node.value:
+        if key_node.tag == _MERGE_TAG:
+            continue
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r} (first at line "
@@ -51,11 +60,24 @@ def read_params_file(path: Path | str = PARAMS_FILE) -> dict[str, Any]:
         raise UserError(f"{path}: YAML syntax error{where}: {problem}") from None
     except (OSError, UnicodeDecodeError) as err:
         raise UserError(f"cannot read {path}: {err}") from None
+    except ValueError as err:   # a value PyYAML's constructors reject: a number of thousands of digits, a bad date
+        raise UserError(f"{path}: {_bad_value(path.read_text(), err)}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise UserError(f"{path}: must be a mapping of sections, got {type(data).__name__}")
     return data
+
+
+def _bad_value(text: str, err: ValueError) -> str:
+    """What a constructor's ValueError means: an integer longer than Python converts (said with its line), else
+    the error's own words."""
+    limit = sys.get_int_max_str_digits()
+    m = re.search(r"[0-9_]{%d,}" % (limit + 1), text) if limit else None
+    if m is None:
+        return f"a value YAML cannot read: {str(err).splitlines()[0] if str(err) else type(err).__name__}"
+    return (f"line {text.count(chr(10), 0, m.start()) + 1}: a number of {len(m.group())} digits: too large to read "
+            f"(Python reads integers of up to {limit} digits)")
 
 
 def load_params(section: str | None = None, path: Path | str = PARAMS_FILE) -> Any:

@@ -1,9 +1,10 @@
-"""The `face2anime` command: `convert` pictures and videos, `export` a generator, `generate` new anime faces.
+"""The `face2anime` command: `convert` pictures and videos, `export` or `serve` a generator, `generate` anime faces.
 
 `convert` stylises the faces of pictures, folders and videos; `export` writes a generator as ONNX /
-TorchScript; `generate` paints new anime faces from sampled layouts with the SPADE painter.
+TorchScript; `generate` paints new anime faces from sampled layouts with the SPADE painter; `serve` starts
+a web page converting uploads and webcam photos through convert's pipeline (docs/web.md).
 
-Defaults come from the `convert` (`generate`) section of params.yaml (--params; ./params.yaml, else the
+Defaults come from the `convert` (`generate`, `serve`) section of params.yaml (--params; ./params.yaml, else the
 repository's). Problems the user can fix are one line on stderr and exit 1, never a traceback; `convert`
 exits 1 when nothing could be converted. See docs/convert.md.
 """
@@ -22,7 +23,7 @@ PROG = "face2anime"
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{convert,export,generate}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{convert,export,generate,serve}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--model", help="generator folder or variant name (default: convert.model)")
     common.add_argument("--params", type=Path, help="params file with a convert section "
@@ -33,7 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     conv = sub.add_parser("convert", parents=[common], help="stylise the faces of pictures, folders and videos",
                           description="Stylise every face of pictures, folders (recursive) and videos.")
     conv.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="picture, folder or video")
-    conv.add_argument("-o", "--out", type=Path, required=True, help="output folder")
+    conv.add_argument("-o", "--out", required=True, help="output folder")   # a str: -o "" is refused, not "."
+    conv.add_argument("--overwrite", action="store_true",
+                      help="replace existing files convert did not write (never folders)")
     conv.add_argument("--mode", choices=MODES, help="paste: faces back into the picture | crops: one file per face")
     conv.add_argument("--no-face", dest="no_face", choices=NO_FACE, help="pictures without a face: copy | skip")
     conv.add_argument("--batch-size", dest="batch_size", type=int, help="faces per generator call")
@@ -44,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     exp = sub.add_parser("export", parents=[common], help="write a generator as ONNX or TorchScript",
                          description="Write a trained generator as one ONNX or TorchScript file (dynamic batch).")
     exp.add_argument("--format", dest="fmt", choices=("onnx", "torchscript"), required=True)
-    exp.add_argument("-o", "--out", type=Path, required=True, help="output file")
+    exp.add_argument("-o", "--out", type=Path, required=True, help="output file (*.onnx; *.pt for torchscript)")
+    exp.add_argument("--overwrite", action="store_true", help="replace an existing output file")
 
     gen = sub.add_parser("generate", help="paint new anime faces from sampled layouts (SPADE painter)",
                          description="Paint N new anime faces from layouts sampled from the anime training faces' "
@@ -60,6 +64,18 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "(default: ./params.yaml, else the repository's)")
     gen.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
                      help="override any generate setting, e.g. --set palette_jitter=0 (repeatable)")
+
+    srv = sub.add_parser("serve", help="a web page: a photo or the webcam in, anime faces out (docs/web.md)",
+                         description="Serve a Gradio page on this machine that converts uploaded or webcam photos "
+                                     "with every trained generator, through the same pipeline as convert.")
+    srv.add_argument("--host", help="interface to listen on (default: serve.host, 127.0.0.1)")
+    srv.add_argument("--port", type=int, help="TCP port (default: serve.port, 7860)")
+    srv.add_argument("--device", help="auto | cpu | cuda | cuda:N (default: serve.device)")
+    srv.add_argument("--models", help="folder of generator folders offered in the picker (default: serve.models)")
+    srv.add_argument("--params", type=Path, help="params file with serve and convert sections "
+                                                 "(default: ./params.yaml, else the repository's)")
+    srv.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
+                     help="override any serve setting, e.g. --set concurrency=4 (repeatable)")
     return parser
 
 
@@ -73,7 +89,8 @@ def run_convert(args: argparse.Namespace) -> int:
     from face2anime.convert.run import convert_paths
 
     overrides = _overrides(args, ("model", "mode", "no_face", "batch_size", "device", "audio"))
-    report = convert_paths(args.inputs, args.out, params=args.params, progress=not args.quiet, **overrides)
+    report = convert_paths(args.inputs, args.out, params=args.params, progress=not args.quiet,
+                           overwrite=args.overwrite, **overrides)
     for line in report.listing():
         print(line)
     print(f"{PROG} convert: {report.summary()}")
@@ -86,7 +103,7 @@ def run_export(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.params, _overrides(args, ("model",)))
     model = read_model(settings.model)
-    out = export_generator(model, args.fmt, args.out, opset=settings.onnx_opset)
+    out = export_generator(model, args.fmt, args.out, opset=settings.onnx_opset, overwrite=args.overwrite)
     size = model.image_size
     what = (f"input conditioning (batch, 8, {size}, {size}) in [-1, 1] (docs/convert.md: Export)"
             if model.painter is not None else f"input image (batch, 3, {size}, {size}) RGB in [-1, 1]")
@@ -103,10 +120,17 @@ def run_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_serve(args: argparse.Namespace) -> int:
+    from face2anime.convert.web.app import serve
+
+    return serve(args.params, _overrides(args, ("host", "port", "device", "models")))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"convert": run_convert, "export": run_export, "generate": run_generate}[args.command](args)
+        return {"convert": run_convert, "export": run_export, "generate": run_generate,
+                "serve": run_serve}[args.command](args)
     except UserError as err:
         print(f"{PROG} {args.command}: error: {err}", file=sys.stderr)
         return 1

@@ -12,6 +12,7 @@ TorchScript-based exporter (`dynamo=False`), which needs no onnxscript.
 from __future__ import annotations
 
 import copy
+import errno
 import json
 import warnings
 from pathlib import Path
@@ -23,9 +24,10 @@ from torch.nn.utils import parametrize
 from face2anime.convert.model import TrainedModel
 from face2anime.convert.stylize import make_painter
 from face2anime.errors import UserError
-from face2anime.io import atomic_path
+from face2anime.io import atomic_path, check_writable
 
 FORMATS = ("onnx", "torchscript")
+SUFFIXES = {"onnx": (".onnx",), "torchscript": (".pt", ".pth", ".ts", ".torchscript")}   # what a file of each is named
 INPUT_NAME, PAINTER_INPUT_NAME, OUTPUT_NAME = "image", "conditioning", "anime"
 
 
@@ -35,34 +37,55 @@ def input_name(model: TrainedModel) -> str:
 
 
 def export_generator(model: TrainedModel, fmt: str, out: Path | str, opset: int = 17,
-                     generator: nn.Module | None = None) -> Path:
-    """Write the generator of `model` (or `generator`) to `out` atomically; returns `out`."""
+                     generator: nn.Module | None = None, overwrite: bool = False) -> Path:
+    """Write the generator of `model` (or `generator`) to `out` atomically; returns `out`. An existing file is
+    replaced only with `overwrite`, and the name must say the format (so a typo cannot replace a picture)."""
     if fmt not in FORMATS:
         raise UserError(f"export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     out = Path(out)
     if out.is_dir():
         raise UserError(f"export output {out} is a folder: give a file name, e.g. {out / (model.name + '.' + fmt)}")
+    if out.suffix.lower() not in SUFFIXES[fmt]:
+        raise UserError(f"export output {out}: {fmt} files are named *{' / *'.join(SUFFIXES[fmt])}, "
+                        f"e.g. {out.with_suffix(SUFFIXES[fmt][0]).name}")
+    if (out.exists() or out.is_symlink()) and not overwrite:
+        raise UserError(f"export output {out} exists: pass --overwrite to replace it")
+    _check_writable(out)
     painter = make_painter(model.path, torch.device("cpu"), batch_size=1, threads=1, amp=False, generator=generator)
     g = _baked(painter.generator)
     example = torch.zeros(1, *painter.input_shape())
     config = json.dumps(model.config, sort_keys=True)
-    with warnings.catch_warnings(), atomic_path(out) as tmp:
-        warnings.simplefilter("ignore")   # tracer and deprecation chatter; parity is what the tests check
-        try:
-            if fmt == "onnx":
-                _onnx(g, example, tmp, opset, config, input_name(model))
-            else:
-                with torch.no_grad():
-                    traced = torch.jit.trace(g, example)
-                torch.jit.save(traced, str(tmp), _extra_files={"config.json": config})
-        except UserError:
-            raise
-        except Exception as err:  # noqa: BLE001 - an op the exporter cannot write: one line, not a traceback
-            text = [t for t in str(err).strip().splitlines() if t.strip()]
-            first = text[0] if text else ""
-            first = first if len(first) <= 200 else first[:200] + " ..."
-            raise UserError(f"cannot export {model.name} as {fmt}: {type(err).__name__}: {first}") from None
+    try:
+        with warnings.catch_warnings(), atomic_path(out) as tmp:
+            warnings.simplefilter("ignore")   # tracer and deprecation chatter; parity is what the tests check
+            try:
+                if fmt == "onnx":
+                    _onnx(g, example, tmp, opset, config, input_name(model))
+                else:
+                    with torch.no_grad():
+                        traced = torch.jit.trace(g, example)
+                    torch.jit.save(traced, str(tmp), _extra_files={"config.json": config})
+            except (UserError, OSError):
+                raise
+            except Exception as err:  # noqa: BLE001 - an op the exporter cannot write: one line, not a traceback
+                text = [t for t in str(err).strip().splitlines() if t.strip()]
+                first = text[0] if text else ""
+                first = first if len(first) <= 200 else first[:200] + " ..."
+                raise UserError(f"cannot export {model.name} as {fmt}: {type(err).__name__}: {first}") from None
+    except OSError as err:   # a full disk, a file-size limit, a folder that went away: nothing was published
+        raise UserError(f"cannot write {out}: {err.strerror or err}; nothing written") from None
     return out
+
+
+def _check_writable(out: Path) -> None:
+    """The output's folder takes a file (probed, before any work): /proc, a read-only folder, a path under a file."""
+    try:
+        check_writable([out])
+    except OSError as err:
+        reason = err.strerror or str(err)
+        if err.errno == errno.ENOENT and Path(err.filename or "").is_dir():
+            reason = "cannot create files there"
+        raise UserError(f"cannot write {out}: {err.filename}: {reason}") from None
 
 
 def _baked(g: nn.Module) -> nn.Module:

@@ -25,12 +25,14 @@ from face2anime.photos.views import View, view_points
 
 @dataclass(frozen=True)
 class PhotoFace:
-    """One face of a picture: its framing square (x0, y0, side) in picture pixels, the detector's score, and
-    its 40 points in the 112 px crop (None when the model records no lower-eyelid shift: study generators)."""
+    """One face of a picture: its framing square (x0, y0, side) in picture pixels, the detector's score, its
+    40 points in the 112 px crop (None when the model records no lower-eyelid shift: study generators), and
+    dlib's 68 points in picture pixels (what the web page's landmark overlay draws)."""
 
     square: np.ndarray
     score: float
     points112: np.ndarray | None = None
+    points68: np.ndarray | None = None
 
 
 def crop_points40(points68: np.ndarray, square: np.ndarray, mapping: str, lid_shift: float) -> np.ndarray:
@@ -59,7 +61,7 @@ class FaceFinder:
             square = face_square(f.points68, self.framing, self.mapping)
             points = (None if self.lid_shift is None
                       else crop_points40(f.points68, square, self.mapping, self.lid_shift))
-            faces.append(PhotoFace(square, f.detection.score, points))
+            faces.append(PhotoFace(square, f.detection.score, points, f.points68))
         return faces
 
     def crops(self, rgb: np.ndarray, faces: list[PhotoFace]) -> np.ndarray:

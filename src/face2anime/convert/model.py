@@ -71,6 +71,10 @@ def resolve_model_dir(model: str | Path) -> Path:
     path = Path(model)
     if path.is_dir():
         return path
+    if path.is_file():   # an exported .onnx / .pt, a config.json, a weights file: say what --model takes
+        what = "an exported generator" if path.suffix.lower() in (".onnx", ".pt", ".pth", ".ts") else "a file"
+        raise UserError(f"model {str(model)!r} is {what}, not a generator folder: give the folder "
+                        f"(generator.safetensors + config.json; convert runs the PyTorch weights) or a variant name")
     name = str(model)
     if "/" not in name and "\\" not in name:
         for root in (VARIANTS_DIR, REPO_ROOT / VARIANTS_DIR):
@@ -86,6 +90,13 @@ def read_model(model: str | Path) -> TrainedModel:
     """Read and check `config.json` of a generator folder (weights are loaded later, on the chosen device)."""
     path = resolve_model_dir(model)
     cfg_path = path / "config.json"
+    try:   # a folder of generator folders (models/gan): name them rather than "config.json is missing"
+        inner = [] if cfg_path.exists() else sorted(p.name for p in path.iterdir() if (p / "config.json").is_file())
+    except OSError:
+        inner = []
+    if inner:
+        raise UserError(f"{path} holds generator folders ({', '.join(inner[:6])}{', ...' if len(inner) > 6 else ''}): "
+                        f"give one of them, e.g. {path / inner[0]}")
     for p in (cfg_path, path / "generator.safetensors"):
         if not p.is_file():
             raise UserError(f"{path} is not a generator folder: {p.name} is missing")
@@ -99,6 +110,9 @@ def read_model(model: str | Path) -> TrainedModel:
         raise UserError(f"{cfg_path}: convert expects RGB input in [-1, 1], the model says "
                         f"{cfg.get('channels')} in {cfg.get('input_range')}")
     lm = cfg.get("photo_landmarks")
+    if str(cfg.get("variant", "")).endswith("-init") and "framing" not in cfg:
+        raise UserError(f"{path} is an init generator (variant {cfg['variant']}: the content-only warm-up, before "
+                        "the adversarial phase): give a trained one, models/gan/<variant>")
     if "framing" not in cfg or not isinstance(lm, dict) or any(k not in lm for k in ("mapping", *DETECTION_KEYS)):
         raise UserError(f"{cfg_path} does not record how its training faces were framed (keys 'framing', "
                         "'photo_landmarks'): it predates `face2anime convert`; re-run `dvc repro` to rewrite it")

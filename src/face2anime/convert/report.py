@@ -64,6 +64,8 @@ class ConvertReport:
                 lines.append(f"  {painted}: {o.path} (not written)")
             elif o.status in (SKIPPED, FAILED):
                 lines.append(f"  {o.status}: {o.path}: {o.note}")
+            elif o.status == CONVERTED and o.kind == "image" and o.note:   # e.g. only the first frame of an APNG
+                lines.append(f"  note: {o.path}: {o.note}")
             lines += [f"  face skipped: {o.path}: {why}" for why in o.face_skips[:FACE_SKIPS_LISTED]]
             if len(o.face_skips) > FACE_SKIPS_LISTED:
                 lines.append(f"  face skipped: {o.path}: ... and {len(o.face_skips) - FACE_SKIPS_LISTED} more")
@@ -84,9 +86,11 @@ class ConvertReport:
                          f"{_n(sum(o.faces for o in vids), 'face')}{notes})")
         head = (f"converted {' and '.join(parts)} into {self.out_dir} ({self.mode})" if conv
                 else "nothing converted")
+        noted = [o for o in pics if o.note]
         tail = [f"{len(self.by_status(COPIED))} without a face copied unchanged" if self.by_status(COPIED) else "",
                 f"{len(self.by_status(NO_FACE))} without a face not written" if self.by_status(NO_FACE) else "",
                 _n(self.faces_skipped, "face") + " skipped (not paintable)" if self.faces_skipped else "",
+                _n(len(noted), "picture") + " with a note (listed)" if noted else "",
                 f"{len(self.by_status(SKIPPED))} skipped", f"{len(self.by_status(FAILED))} failed"]
         return "; ".join([head, *[t for t in tail if t]]) + f" ({self.seconds:.1f} s)"
 

@@ -25,15 +25,17 @@ from tqdm import tqdm
 from face2anime.convert.faces import FaceFinder, PhotoFace
 from face2anime.convert.inputs import Item, collect
 from face2anime.convert.model import TrainedModel, read_model
+from face2anime.convert.outputs import OutputGuard, keeps_alpha, prepare_out_dir, write_picture
 from face2anime.convert.paste import paste_faces
 from face2anime.convert.report import CONVERTED, COPIED, FAILED, NO_FACE, SKIPPED, ConvertReport, Outcome
 from face2anime.convert.settings import ConvertSettings, load_settings
 from face2anime.convert.stylize import FacePainter, make_painter
+from face2anime.convert.track import FaceTracker, FlowBlend
 from face2anime.convert.video import VideoReader, VideoSink, VideoSkip, add_audio
 from face2anime.device import resolve_device
 from face2anime.errors import UserError
 from face2anime.io import atomic_path, write_image
-from face2anime.photos.files import PhotoSkip, load_photo
+from face2anime.photos.files import PhotoExtras, PhotoSkip, load_photo, read_extras
 from face2anime.runtime import set_threads
 
 QUALITY_FLAGS = {".jpg": "IMWRITE_JPEG_QUALITY", ".jpeg": "IMWRITE_JPEG_QUALITY", ".webp": "IMWRITE_WEBP_QUALITY"}
@@ -49,6 +51,7 @@ class _Picture:
     crops: np.ndarray
     styled: np.ndarray | None = None
     skipped: dict[int, str] = field(default_factory=dict)   # face index -> why the painter could not paint it
+    extras: PhotoExtras | None = None   # pictures: alpha, ICC, EXIF, frame count (carried to the output)
 
     @property
     def painted(self) -> list[int]:
@@ -104,10 +107,13 @@ class Converter:
     """One convert run's machinery: the face finder, the generator and the output rules."""
 
     def __init__(self, model: TrainedModel, settings: ConvertSettings, finder: FaceFinder, stylizer: FacePainter,
-                 out_dir: Path, progress: bool = True):
+                 out_dir: Path, progress: bool = True, guard: OutputGuard | None = None):
         self.model, self.s, self.finder, self.stylize = model, settings, finder, stylizer
         self.out_dir, self.progress = Path(out_dir), progress
+        self.guard = guard or OutputGuard(self.out_dir)   # which targets may be written; what this run wrote
         self.timings: dict[str, float] = {}
+        # videos: when a list, each frame appends [(track id, square, 68 points)] of its faces (benchmarks)
+        self.face_log: list[list[tuple[int, np.ndarray, np.ndarray | None]]] | None = None
 
     # ------------------------------------------------------------------ bookkeeping
     @contextlib.contextmanager
@@ -126,7 +132,11 @@ class Converter:
         for index, item in enumerate(bar):
             if item.kind == "video":
                 self._finish_pictures(batcher.flush(), outcomes)
-                outcomes[index] = self._guarded(item, self._video)
+                refusal = self._refusal(item)
+                outcomes[index] = (Outcome(item.path, item.kind, SKIPPED, note=refusal) if refusal
+                                   else self._guarded(item, self._video))
+                if outcomes[index].status in (CONVERTED, COPIED) and outcomes[index].out is not None:
+                    self.guard.record(outcomes[index].out)
                 continue
             picture = self._guarded_read(index, item, outcomes)
             if picture is not None:
@@ -149,9 +159,14 @@ class Converter:
         if self._overwrites_input(item):
             outcomes[index] = Outcome(item.path, item.kind, SKIPPED, note="the output would overwrite the input")
             return None
+        refusal = self._refusal(item)
+        if refusal:
+            outcomes[index] = Outcome(item.path, item.kind, SKIPPED, note=refusal)
+            return None
         try:
             with self.timer("read"):
                 rgb = load_photo(item.path, self.s.max_pixels)
+                extras = read_extras(item.path)
             with self.timer("detect"):
                 faces = self.finder.find(rgb)
             with self.timer("crop"):
@@ -162,7 +177,7 @@ class Converter:
         except Exception as err:  # noqa: BLE001
             outcomes[index] = Outcome(item.path, item.kind, FAILED, note=_one_line(err))
             return None
-        return _Picture((index, item), rgb, faces, crops)
+        return _Picture((index, item), rgb, faces, crops, extras=extras)
 
     def _finish_pictures(self, pictures: list[_Picture], outcomes: dict[int, Outcome]) -> None:
         for p in pictures:
@@ -176,25 +191,38 @@ class Converter:
             outcome.face_skips = face_skips
             return outcome
         target = self.out_dir / item.rel_out
+        names = ([target.with_name(f"{target.stem}_face{k}.png") for k in p.painted] if self.s.mode == "crops"
+                 else [target])
+        refusal = next(filter(None, map(self.guard.refusal, names)), None)
+        if refusal:
+            return Outcome(item.path, item.kind, SKIPPED, note=refusal, face_skips=face_skips)
         with self.timer("paste+write"):
             if self.s.mode == "crops":
-                names = [target.with_name(f"{target.stem}_face{k}.png") for k in p.painted]
                 for name, k in zip(names, p.painted):
                     write_image(name, p.styled[k][..., ::-1].copy())
-                out = names[0]
-            else:
-                pasted = p.paste(self.s.feather, self.s.mask)
-                write_image(target, pasted[..., ::-1].copy(), self._quality(target))
-                out = target
-        return Outcome(item.path, item.kind, CONVERTED, out=out, faces=len(p.painted), face_skips=face_skips)
+                    self.guard.record(name)
+            else:   # on the colours under the alpha where the output keeps it: exact outside the faces
+                base = p.extras.rgb if keeps_alpha(target, p.extras) else p.rgb
+                pasted = paste_faces(base, p.styled[p.painted], [p.faces[k].square for k in p.painted],
+                                     self.s.feather, self.s.mask)
+                write_picture(target, pasted, p.extras, self._quality(target))
+                self.guard.record(target)
+        frames = p.extras.frames if p.extras is not None else 1
+        note = f"only the first of {frames} frames/pages converted" if frames > 1 else ""
+        return Outcome(item.path, item.kind, CONVERTED, out=names[0], faces=len(p.painted), note=note,
+                       face_skips=face_skips)
 
     def _no_face(self, item: Item) -> Outcome:
         """copy: the input's bytes, unchanged, where its output would go; skip: nothing written."""
         if self.s.no_face == "skip":
             return Outcome(item.path, item.kind, NO_FACE)
         target = self.out_dir / item.rel_out
+        refusal = self.guard.refusal(target)
+        if refusal:
+            return Outcome(item.path, item.kind, SKIPPED, note=refusal)
         with atomic_path(target) as tmp:
             shutil.copyfile(item.path, tmp)
+        self.guard.record(target)
         return Outcome(item.path, item.kind, COPIED, out=target)
 
     def _quality(self, path: Path) -> list[int]:
@@ -202,6 +230,16 @@ class Converter:
 
         flag = QUALITY_FLAGS.get(path.suffix.lower())
         return [getattr(cv2, flag), self.s.jpeg_quality] if flag else []
+
+    def _refusal(self, item: Item) -> str | None:
+        """Why the item's main output may not be written (an existing folder, a file convert did not write, an
+        output of this run), checked before any work on it; None when it may."""
+        target = self.out_dir / item.rel_out
+        if self.s.mode != "crops":
+            return self.guard.refusal(target)
+        if item.kind == "video":
+            return self.guard.refusal(target.with_suffix(""), folder=True)
+        return self.guard.refusal(target.with_name(f"{target.stem}_face0.png"))
 
     def _overwrites_input(self, item: Item) -> bool:
         return (self.out_dir / item.rel_out).resolve() == item.path.resolve()
@@ -241,6 +279,8 @@ class Converter:
         no frame had a face that could be painted."""
         sink = VideoSink(sink_path, reader.info, self.s.video_codec) if sink_path is not None else None
         batcher = FaceBatcher(self.stylize, self.s.batch_size, self.timer)
+        tracker = FaceTracker(self.finder, self.s, reader.info.fps) if self.s.video_tracking else None
+        blend = FlowBlend(self.s.flow_blend, self.s.scene_cut) if self.s.flow_blend > 0 and sink is not None else None
         frames = faces = 0
 
         def emit(done: list[_Picture]) -> None:
@@ -250,7 +290,8 @@ class Converter:
                     faces += len(p.painted)
                     face_skips.extend(f"frame {p.key} face {k}: {why}" for k, why in sorted(p.skipped.items()))
                     if sink is not None:
-                        sink.write(p.paste(self.s.feather, self.s.mask) if p.painted else p.rgb)
+                        out = p.paste(self.s.feather, self.s.mask) if p.painted else p.rgb
+                        sink.write(out if blend is None else blend(p.rgb, out))
                     else:
                         for k in p.painted:
                             write_image(crops_dir / f"f{p.key:06d}_face{k}.png", p.styled[k][..., ::-1].copy())
@@ -260,8 +301,16 @@ class Converter:
                    disable=not self.progress, dynamic_ncols=True)
         try:
             for index, rgb in enumerate(reader.frames()):
-                with self.timer("detect"):
-                    found = self.finder.find(rgb)
+                if tracker is None:   # every face of every frame detected anew (video_tracking: false)
+                    with self.timer("detect"):
+                        found = self.finder.find(rgb)
+                    ids = list(range(len(found)))
+                else:
+                    with self.timer("track"):
+                        tracked = tracker.step(rgb)
+                    found, ids = [t.face for t in tracked], [t.track_id for t in tracked]
+                if self.face_log is not None:
+                    self.face_log.append([(i, f.square, f.points68) for i, f in zip(ids, found)])
                 with self.timer("crop"):
                     crops = self.finder.crops(rgb, found)
                 emit(batcher.add(_Picture(index, rgb, found, crops)))
@@ -289,36 +338,53 @@ def _one_line(err: BaseException) -> str:
 
 def convert_paths(inputs: list[Path | str] | Path | str, out_dir: Path | str, model: str | Path | None = None, *,
                   params: Path | str | dict | None = None, generator: nn.Module | None = None,
-                  progress: bool = True, **overrides: Any) -> ConvertReport:
+                  progress: bool = True, overwrite: bool = False, **overrides: Any) -> ConvertReport:
     """Convert pictures, folders and videos into `out_dir`; the Python face of `face2anime convert`.
 
     `model`: a generator folder or a variant name (default: params' convert.model). `params`: a params.yaml
     path or the `convert` section as a dict (default: ./params.yaml, else the repository's). `overrides`:
     any convert setting (mode='crops', batch_size=4, ...). `generator`: a module to use instead of the
     folder's weights (tests, benchmarks); the folder still says how faces are framed (and, for a painter,
-    how its input is made).
+    how its input is made). `overwrite`: replace existing files convert did not write (never folders).
     Bad inputs do not raise: see the returned report's outcomes.
     """
     start = time.perf_counter()
     settings = load_settings(params, {"model": None if model is None else str(model), **overrides})
     trained = read_model(settings.model)
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"output {out_dir} is a file: give a folder")
     inputs = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
     if not inputs:
         raise UserError("no input given: name pictures, folders or videos")
     device = resolve_device(settings.device, "convert.device")
     set_threads(settings.threads)
+    out_dir = prepare_out_dir(out_dir)   # made, probed with a file, stale temps cleaned: before any detection
+    guard = OutputGuard(out_dir, overwrite)
     items, skips = collect(inputs, out_dir)
     outcomes_first = [Outcome(s.path, "", SKIPPED, note=s.reason) for s in skips]
     converter = None
     if items:
         painter = make_painter(trained.path, device, settings.batch_size, settings.threads, settings.amp, generator)
         converter = Converter(trained, settings, FaceFinder(trained, settings), FacePainter(painter), out_dir,
-                              progress)
-        outcomes = converter.run(items)
+                              progress, guard)
+        try:
+            outcomes = converter.run(items)
+        finally:
+            guard.save()   # also when interrupted: what was published is known as convert's next time
     else:
         outcomes = []
     return ConvertReport(outcomes_first + outcomes, out_dir, settings.mode, time.perf_counter() - start,
                          converter.timings if converter else {})
+
+
+def convert_picture(rgb: np.ndarray, finder: FaceFinder, stylize: FacePainter, batch_size: int,
+                    timer=None) -> _Picture:
+    """One picture already in memory through convert's own steps (find, crop, stylise through `FaceBatcher`):
+    the web page's entry (`face2anime serve`), so the page and the command cannot drift apart. The result's
+    `paste(feather, mask)`, `styled`, `painted` and `skipped` are what `Converter` writes for a file."""
+    timer = timer or (lambda phase: contextlib.nullcontext())
+    with timer("detect"):
+        faces = finder.find(rgb)
+    with timer("crop"):
+        crops = finder.crops(rgb, faces)
+    batcher = FaceBatcher(stylize, batch_size, timer)
+    done = batcher.add(_Picture(0, rgb, faces, crops)) or batcher.flush()
+    return done[0]

@@ -78,4 +78,7 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     try:
         return key.strip(), yaml.safe_load(value) if value.strip() else ""
     except yaml.YAMLError:
-        raise UserError(f"--set {text!r}: the value is not valid YAML") from None
+        raise UserError(f"--set {text[:80]!r}: the value is not valid YAML") from None
+    except ValueError:   # an integer of thousands of digits (sys.get_int_max_str_digits), a bad date
+        raise UserError(f"--set {key.strip()}=...: the value cannot be read (an integer of {len(value.strip())} "
+                        "characters?); write a smaller number") from None

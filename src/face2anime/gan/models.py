@@ -17,8 +17,9 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from face2anime.errors import UserError, first_line
 from face2anime.paint.conditioning import CHANNELS
-from face2anime.params import (AnimeDiscriminatorParams, AnimeGeneratorParams, CartoonDiscriminatorParams,
-                               CartoonGeneratorParams, SpadeDiscriminatorParams, SpadeGeneratorParams)
+from face2anime.params import (MAX_IMAGE_SIZE, AnimeDiscriminatorParams, AnimeGeneratorParams,
+                               CartoonDiscriminatorParams, CartoonGeneratorParams, SpadeDiscriminatorParams,
+                               SpadeGeneratorParams)
 from face2anime.param_errors import validate
 from face2anime.training import read_model_dir, recipe, save_model_dir
 
@@ -213,8 +214,8 @@ def generator_settings(record: Any, source: str) -> GeneratorSettings:
 def image_size_of(config: dict[str, Any], cfg_path: Path) -> int:
     """config.json's `image_size`, checked (one line naming the file)."""
     size = config.get("image_size")
-    if isinstance(size, bool) or not isinstance(size, int) or size < 16:
-        raise UserError(f"{cfg_path}: image_size = {size!r}: must be an integer >= 16")
+    if isinstance(size, bool) or not isinstance(size, int) or not 16 <= size <= MAX_IMAGE_SIZE:
+        raise UserError(f"{cfg_path}: image_size = {size!r}: must be an integer >= 16 and <= {MAX_IMAGE_SIZE}")
     return size
 
 

@@ -131,3 +131,33 @@ def to_rgb8(im: Image.Image) -> np.ndarray:
         rgb = rgba[..., :3] * alpha + 255.0 * (1.0 - alpha)  # composite over white
         return rgb.round().astype(np.uint8)
     return np.ascontiguousarray(np.asarray(im.convert("RGB")), dtype=np.uint8)
+
+
+@dataclass
+class PhotoExtras:
+    """What `load_photo`'s RGB leaves out and an output of the same format can carry (convert)."""
+
+    alpha: np.ndarray | None = None   # (H, W) uint8, upright, when the picture has transparency
+    rgb: np.ndarray | None = None     # with alpha: the colours under it (not composited over white)
+    icc: bytes | None = None          # the embedded colour profile
+    exif: bytes | None = None         # EXIF ("Exif\0\0" + TIFF data) with the orientation removed (pixels are upright)
+    frames: int = 1                   # frames (APNG, GIF, WebP) or pages (TIFF); convert reads the first only
+
+
+def read_extras(path: Path | str) -> PhotoExtras:
+    """Alpha, ICC profile, EXIF and frame count of a picture `load_photo` could read (same orientation)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(path) as im:
+            extras = PhotoExtras(icc=im.info.get("icc_profile") or None, frames=int(getattr(im, "n_frames", 1)))
+            exif = im.getexif()
+            if len(exif):
+                exif.pop(0x0112, None)   # ExifTags.Base.Orientation: the written pixels are already upright
+                extras.exif = exif.tobytes()
+            has_alpha = im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in im.info
+            if has_alpha and not (im.mode.startswith("I") or im.mode == "F"):
+                im.load()
+                rgba = np.asarray(ImageOps.exif_transpose(im).convert("RGBA"))
+                extras.alpha = np.ascontiguousarray(rgba[..., 3])
+                extras.rgb = np.ascontiguousarray(rgba[..., :3])
+    return extras
