@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import io
 import os
+import re
+import resource
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -270,3 +274,125 @@ def test_folder_links_and_dangling_links_are_listed(tmp_path, model_dir, face):
     reasons = {s.path.name: s.reason for s in skips}
     assert reasons.keys() == {"linked", "gone.png", "dangling.jpg"}
     assert reasons["linked"].startswith("link to a folder") and reasons["gone.png"].startswith("dangling link")
+
+
+# ---------------------------------------------------------------- item 1: a broken video is never published
+def _demo_model(model_dir: Path) -> Path:
+    """The trained demo generator where the pipeline made it, else the tiny random one."""
+    trained = ROOT / "models" / "gan" / "animegan-landmark"
+    return trained if (trained / "config.json").is_file() else model_dir
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    """The short test clip with one face in most frames and an audio track (31 frames, 268 KB converted)."""
+    from face2anime.photos.clip import MotionClipSpec, make_clip, write_clip
+    spec = MotionClipSpec(width=480, height=360).scaled(0.25)
+    return write_clip(make_clip(spec), tmp_path_factory.mktemp("clip") / "face.mp4")
+
+
+def _convert_in_subprocess(argv: list, preexec=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "face2anime.convert.cli", "convert", *map(str, argv), "-q"],
+                          capture_output=True, text=True, preexec_fn=preexec, timeout=600)
+
+
+def test_a_file_size_limit_gives_no_output_and_one_failed_line(tmp_path, model_dir, clip):
+    """`ulimit -f 40`: OpenCV's writer fails silently; the 40 KB of broken mp4 must not be published."""
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (40 * 1024, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+    out = tmp_path / "o"
+    proc = _convert_in_subprocess([clip, "-o", out, "--model", _demo_model(model_dir)], preexec=limit)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0, text
+    assert "Traceback" not in text and "WARN" not in text, text
+    assert "failed: " in text and "face.mp4: the file-size limit (ulimit -f" in text and "1 failed" in text, text
+    assert not (out / "face.mp4").exists()
+    assert [p.name for p in out.iterdir() if p.name != MANIFEST] == [], list(out.iterdir())   # no temp left
+
+
+def test_a_full_disk_gives_no_output_and_one_failed_line(tmp_path, model_dir, clip):
+    """A small tmpfs with 64 KB free: the write stops with the reason, no flood of OpenCV warnings."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True)
+    if mount.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root): " + mount.stderr.decode(errors="replace").strip())
+    try:
+        st = os.statvfs(disk)
+        (disk / "filler").write_bytes(b"\0" * (st.f_bavail * st.f_frsize - 64 * 1024))
+        out = disk / "o"
+        proc = _convert_in_subprocess([clip, "-o", out, "--model", _demo_model(model_dir)])
+        text = proc.stdout + proc.stderr
+        assert proc.returncode != 0, text
+        assert "Traceback" not in text and "WARN" not in text and len(text.splitlines()) <= 3, text
+        assert "failed: " in text and "face.mp4: no space left on the output's disk" in text, text
+        assert not (out / "face.mp4").exists()
+        assert [p.name for p in out.iterdir() if p.name != MANIFEST] == [] if out.exists() else True
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)
+
+
+# ---------------------------------------------------------------- item 7: variable frame rate keeps its timing
+def _ffmpeg_exe() -> str:
+    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def _frame_ids(path: Path) -> list[tuple[float, int]]:
+    """(time, id) of each decoded frame: the id is the 4-bit code of the black/white blocks in the top left."""
+    cap, out = cv2.VideoCapture(str(path)), []
+    while True:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        code = sum(int(bgr[4:20, b * 24 + 4:b * 24 + 20].mean() > 128) << b for b in range(4))
+        out.append((cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0, code))
+    cap.release()
+    return out
+
+
+def _audio_seconds(path: Path) -> float:
+    """How long the audio track plays, decoded to the end by ffmpeg."""
+    run = subprocess.run([_ffmpeg_exe(), "-i", str(path), "-map", "0:a", "-f", "null", "-"],
+                         capture_output=True, text=True)
+    h, m, s = re.findall(r"time=(\d+):(\d+):([\d.]+)", run.stderr)[-1]
+    return int(h) * 3600 + int(m) * 60 + float(s)
+
+
+def test_variable_frame_rate_keeps_its_timing_and_the_audio_in_sync(tmp_path, capsys, model_dir, face):
+    """8 frames of 40 ms then 5 of 400 ms, with a tone: written at the average rate (today's bug) frame 7
+    would show at 1.3 s instead of 0.28 s, and the video would end 0.8 s before its audio."""
+    small = cv2.resize(face, (256, round(face.shape[0] * 256 / face.shape[1]) // 2 * 2))
+    durations = [0.04] * 8 + [0.4] * 5
+    lines = []
+    for i, d in enumerate(durations):
+        frame = small.copy()
+        for b in range(4):
+            frame[:24, b * 24:(b + 1) * 24] = 255 if (i >> b) & 1 else 0
+        _png(tmp_path / f"f{i:02d}.png", frame)
+        lines += [f"file 'f{i:02d}.png'", f"duration {d}"]
+    lines.append(f"file 'f{len(durations) - 1:02d}.png'")
+    (tmp_path / "list.txt").write_text("\n".join(lines) + "\n")
+    src = tmp_path / "vfr.mp4"
+    subprocess.run([_ffmpeg_exe(), "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(tmp_path / "list.txt"),
+                    "-f", "lavfi", "-i", f"sine=frequency=440:duration={sum(durations)}", "-fps_mode", "vfr",
+                    "-c:v", "mpeg4", "-q:v", "3", "-c:a", "aac", "-shortest", str(src)], check=True)
+    before = _frame_ids(src)
+    assert [i for _, i in before] == list(range(len(durations)))
+    assert before[7][0] == pytest.approx(0.28, abs=0.01) and before[8][0] == pytest.approx(0.32, abs=0.01)
+
+    code, out, _ = _cli(capsys, "convert", src, "-o", tmp_path / "o", "--model", _demo_model(model_dir), "-q")
+    assert code == 0 and "variable frame rate kept" in out and "audio copied" in out, out
+    result = tmp_path / "o" / "vfr.mp4"
+    fps = cv2.VideoCapture(str(result)).get(cv2.CAP_PROP_FPS)
+    after = _frame_ids(result)
+    first: dict[int, float] = {}
+    for t, i in after:
+        first.setdefault(i, t)
+    assert sorted(first) == list(range(len(durations)))   # every frame shown, in order
+    assert [i for _, i in after] == sorted(i for _, i in after)
+    worst = max(abs(first[i] - t) for t, i in before)
+    assert worst <= min(1.0 / fps, 0.1) + 1e-6, (worst, fps)
+    video_seconds = after[-1][0] + 1.0 / fps
+    assert video_seconds == pytest.approx(sum(durations), abs=1.0 / fps)
+    assert _audio_seconds(result) == pytest.approx(video_seconds, abs=0.1)

@@ -11,6 +11,7 @@ picture without a face. Every output file appears whole or not at all (`face2ani
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shutil
 import time
 from collections.abc import Iterator
@@ -31,7 +32,8 @@ from face2anime.convert.report import CONVERTED, COPIED, FAILED, NO_FACE, SKIPPE
 from face2anime.convert.settings import ConvertSettings, load_settings
 from face2anime.convert.stylize import FacePainter, make_painter
 from face2anime.convert.track import FaceTracker, FlowBlend
-from face2anime.convert.video import VideoReader, VideoSink, VideoSkip, add_audio
+from face2anime.convert.video import (Retiming, VideoReader, VideoSink, VideoSkip, VideoWriteError, add_audio,
+                                      check_video, container_duration, frame_times, retiming)
 from face2anime.device import resolve_device
 from face2anime.errors import UserError
 from face2anime.io import atomic_path, write_image
@@ -263,9 +265,23 @@ class Converter:
                     note = ""
                 else:
                     silent = tmp.with_name(f"silent{tmp.suffix}") if self.s.audio == "copy" else tmp
-                    frames, faces = self._video_frames(item, reader, face_skips, sink_path=silent)
+                    with self.timer("decode"):   # variable frame rate: each frame kept at its own time
+                        timing = retiming(frame_times(item.path), reader.info.fps, container_duration(item.path))
+                    frames, faces = self._video_frames(item, reader, face_skips, sink_path=silent, timing=timing)
+                    written = sum(timing.repeats(i) for i in range(frames)) if timing else frames
+                    out_info = dataclasses.replace(reader.info, fps=timing.fps) if timing else reader.info
+                    # published only when it decodes back to every frame written, at the size and rate written
+                    with self.timer("check"):
+                        check_video(silent, written, out_info)
                     with self.timer("audio"):
-                        note = add_audio(silent, item.path, tmp) if self.s.audio == "copy" else "audio dropped"
+                        note = (add_audio(silent, item.path, tmp, check=lambda out: check_video(
+                            out, written, out_info, "the video with its audio")) if self.s.audio == "copy"
+                            else "audio dropped")
+                    if timing:
+                        note = (f"variable frame rate kept: written at a constant {timing.fps:.4g} fps, each "
+                                f"frame repeated until the next one's time; {note}")
+        except VideoWriteError as err:   # nothing published, the temp removed
+            return Outcome(item.path, item.kind, FAILED, note=err.reason, face_skips=face_skips)
         except _NoFaceAbort as abort:
             outcome = self._no_face(item)
             outcome.frames, outcome.face_skips = reader.info.frames, abort.face_skips
@@ -274,10 +290,11 @@ class Converter:
                        face_skips=face_skips)
 
     def _video_frames(self, item: Item, reader: VideoReader, face_skips: list[str], sink_path: Path | None = None,
-                      crops_dir: Path | None = None) -> tuple[int, int]:
+                      crops_dir: Path | None = None, timing: Retiming | None = None) -> tuple[int, int]:
         """(frames written, faces stylised), skipped faces appended to `face_skips`; raises _NoFaceAbort when
         no frame had a face that could be painted."""
-        sink = VideoSink(sink_path, reader.info, self.s.video_codec) if sink_path is not None else None
+        info = dataclasses.replace(reader.info, fps=timing.fps) if timing else reader.info
+        sink = VideoSink(sink_path, info, self.s.video_codec) if sink_path is not None else None
         batcher = FaceBatcher(self.stylize, self.s.batch_size, self.timer)
         tracker = FaceTracker(self.finder, self.s, reader.info.fps) if self.s.video_tracking else None
         blend = FlowBlend(self.s.flow_blend, self.s.scene_cut) if self.s.flow_blend > 0 and sink is not None else None
@@ -291,7 +308,8 @@ class Converter:
                     face_skips.extend(f"frame {p.key} face {k}: {why}" for k, why in sorted(p.skipped.items()))
                     if sink is not None:
                         out = p.paste(self.s.feather, self.s.mask) if p.painted else p.rgb
-                        sink.write(out if blend is None else blend(p.rgb, out))
+                        sink.write(out if blend is None else blend(p.rgb, out),
+                                   timing.repeats(p.key) if timing else 1)
                     else:
                         for k in p.painted:
                             write_image(crops_dir / f"f{p.key:06d}_face{k}.png", p.styled[k][..., ::-1].copy())
