@@ -38,7 +38,7 @@ from face2anime.convert.run import convert_paths
 from face2anime.convert.settings import load_settings
 from face2anime.convert.web.engine import PageEngine, find_variants
 from face2anime.photos.files import demo_photos, load_photo
-from test_convert import _save_model, _save_painter
+from test_convert import _save_model, _save_painter, _square_diffs
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = ROOT / "params.yaml"
@@ -75,16 +75,6 @@ def _decode(data: bytes) -> np.ndarray:
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     assert img is not None, "not a picture"
     return img[..., ::-1]
-
-
-def _face_regions(model_dir: Path, pic: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """|out - pic| outside the one face's framing square (1 px margin), and in its central 40 %."""
-    (face,) = FaceFinder(read_model(model_dir), load_settings(PARAMS)).find(pic)
-    x0, y0, side = face.square
-    outside = np.ones(pic.shape[:2], bool)
-    outside[max(0, int(y0) - 1):int(np.ceil(y0 + side)) + 1, max(0, int(x0) - 1):int(np.ceil(x0 + side)) + 1] = False
-    d = np.abs(out.astype(int) - pic.astype(int))
-    return d[outside], d[int(y0 + 0.3 * side):int(y0 + 0.7 * side), int(x0 + 0.3 * side):int(x0 + 0.7 * side)]
 
 
 # ---------------------------------------------------------------- the engine, without the page
@@ -296,7 +286,7 @@ def test_page_in_a_real_browser(browser, server, gen_root, photos, tmp_path):
     after = _decode(page.request.get(after_url).body())
     photo = load_photo(src, 0)
     assert after.shape == photo.shape
-    outside, centre = _face_regions(gen_root[0] / "animegan-random", photo, after)
+    outside, centre = _square_diffs(gen_root[0] / "animegan-random", photo, after)
     assert outside.max() == 0 and centre.mean() > 5, (outside.max(), centre.mean())
     download = page.get_attribute("#download a", "href")
     assert page.request.get(download).body() == page.request.get(after_url).body()
