@@ -46,7 +46,8 @@ PARAMS = ROOT / "params.yaml"
 SMALL_G = ("animegan", AnimeGeneratorParams(width=4, blocks=1, expansion=2))   # (model, generator settings)
 TINY_SPADE = SpadeGeneratorParams(width=4, blocks=3, hidden=4, noise=True)
 COND112 = ConditioningParams(size=112, rough=RoughParams(median_before=3, spatial_radius=8.0, color_radius=30.0,
-                                                         median_after=3), fill_dilate=1, fill_radius=3.0, line_width=1)
+                                                         median_after=3), fill_dilate=1, fill_radius=3.0, line_width=1,
+                             flat_skin=True)
 LID_SHIFT = 8.8
 
 

@@ -249,7 +249,7 @@ def test_short_init_lowers_pixel_mae_and_shares_are_logged(tmp_path, backbone, m
 
 SPADE = {"conditioning": {"size": SIZE, "rough": {"median_before": 3, "spatial_radius": 8.0, "color_radius": 40.0,
                                                   "median_after": 3}, "fill_dilate": 1, "fill_radius": 3.0,
-                          "line_width": 1},
+                          "line_width": 1, "flat_skin": True},
          "shape_move": 0.5, "max_pairs": 0,
          "generator": {"width": 4, "blocks": 3, "hidden": 4, "noise": True},
          "discriminator": {"width": 4, "scales": 2, "layers": 2},

@@ -31,7 +31,8 @@ from face2anime.params import (AnimeGeneratorParams, ConditioningParams, Generat
 ROOT = Path(__file__).resolve().parents[1]
 TINY = SpadeGeneratorParams(width=4, blocks=2, hidden=4, noise=True)
 COND = ConditioningParams(size=32, rough=RoughParams(median_before=3, spatial_radius=6.0, color_radius=30.0,
-                                                     median_after=3), fill_dilate=1, fill_radius=2.0, line_width=1)
+                                                     median_after=3), fill_dilate=1, fill_radius=2.0, line_width=1,
+                          flat_skin=True)
 
 
 def _anime_shapes(n: int) -> np.ndarray:

@@ -17,9 +17,10 @@ from face2anime.demo.face import FaceState, build_face
 from face2anime.demo.geometry import Pose
 from face2anime.errors import UserError
 from face2anime.io import read_arrays, write_arrays
-from face2anime.landmarks.schema import FACE40_BROWS, FACE40_LEFT_EYE, FACE40_RIGHT_EYE, anime_to_face40
-from face2anime.paint.conditioning import (CHANNELS, conditioning, conditioning_batch, fill_parts, fit_similarity,
-                                           landmark_channels, move_shape, part_mask, rough, scale_points)
+from face2anime.landmarks.schema import FACE40_BROWS, FACE40_LEFT_EYE, FACE40_MOUTH, FACE40_RIGHT_EYE, anime_to_face40
+from face2anime.paint.conditioning import (CHANNELS, conditioning, conditioning_batch, face_polygon, fill_parts,
+                                           fit_similarity, landmark_channels, move_shape, part_mask, polygon_mask,
+                                           rough, scale_points)
 from face2anime.paint.layouts import ShapeModel, fit_shape_model, region_palette, synth_rough
 from face2anime.paint.regions import hair_mask, skin_mask
 from face2anime.params import ConditioningParams, RoughParams
@@ -145,8 +146,32 @@ def test_part_fill_removes_dark_eyes(demo, cfg):
     assert distance(r) > 100                                 # the rough keeps the dark eye blobs ...
     assert distance(filled) < 10                             # ... the fill turns them into skin
     assert np.array_equal(filled[~mask], r[~mask])           # and touches nothing else
-    cond = conditioning(img, points, cfg)                    # the conditioning's colour is this fill
+    cond = conditioning(img, points, cfg.model_copy(update={"flat_skin": False}))  # the colour is this fill
     assert np.array_equal(cond[:3], filled.transpose(2, 0, 1).astype(np.float32) / 127.5 - 1)
+
+
+def test_flat_skin_removes_a_beard_and_shading(demo, cfg):
+    _, points = demo
+    y, x = np.mgrid[0:SIZE, 0:SIZE] / SIZE                   # skin lit from the left: a 60-level ramp
+    img = np.clip(np.stack([200 + 60 * (0.5 - x), 160 + 60 * (0.5 - x), 140 + 60 * (0.5 - x)], -1), 0, 255)
+    img = img.astype(np.uint8)
+    face = polygon_mask(face_polygon(points), SIZE) > 0
+    below_mouth = np.mgrid[0:SIZE, 0:SIZE][0] > points[list(FACE40_MOUTH)][:, 1].max() + 3
+    beard = face & below_mouth                               # a dark beard under the mouth, inside the outline
+    assert beard.sum() > 100
+    img[beard] = (60, 45, 40)
+    keep, flat = cfg.model_copy(update={"flat_skin": False}), cfg.model_copy(update={"flat_skin": True})
+    a, b = conditioning(img, points, keep), conditioning(img, points, flat)
+    assert np.array_equal(a[3:], b[3:])                      # the landmark channels do not change
+    assert np.array_equal(a[:3, ~face], b[:3, ~face])        # nor does anything outside the face
+    rgb_keep = np.round((a[:3] + 1) * 127.5).transpose(1, 2, 0)
+    rgb_flat = np.round((b[:3] + 1) * 127.5).transpose(1, 2, 0)
+    assert len(np.unique(rgb_flat[face], axis=0)) == 1       # the face is one colour ...
+    parts = part_mask(points, SIZE, cfg.fill_dilate)
+    expected = np.round(np.median(rgb_keep[face & ~parts], axis=0))
+    assert np.array_equal(rgb_flat[face][0], expected)       # ... the median of its skin in the part-filled rough
+    assert np.abs(rgb_keep[beard].mean(axis=0) - expected).max() > 60   # the plain rough keeps the beard
+    assert np.ptp(rgb_keep[face & ~beard & ~parts][:, 0]) > 20           # and the shading
 
 
 # ---------------------------------------------------------------- (d) shape moves

@@ -23,7 +23,7 @@ from face2anime.params import (ConditioningParams, RoughParams, SpadeDiscriminat
 
 COND = ConditioningParams(size=32, rough=RoughParams(median_before=3, spatial_radius=10.0, color_radius=40.0,
                                                      median_after=3),
-                          fill_dilate=1, fill_radius=3.0, line_width=1)
+                          fill_dilate=1, fill_radius=3.0, line_width=1, flat_skin=True)
 TINY_G = SpadeGeneratorParams(width=16, blocks=3, hidden=16, noise=True)
 
 
@@ -176,6 +176,14 @@ def test_painter_folder_round_trip_and_bad_points(tmp_path, pairs):
     with pytest.raises(UserError, match="needs 40 points per face"):
         painter(crops)
     config = json.loads((folder / "config.json").read_text())
+    assert painter.cond.flat_skin and np.array_equal(painter.conditioning(crops, points),
+                                                     conditioning_batch(crops, moved, COND, threads=1))
+    del config["painter"]["conditioning"]["flat_skin"]       # a painter trained before the flat face existed
+    (folder / "config.json").write_text(json.dumps(config))
+    old = load_painter(folder, torch.device("cpu"), batch_size=2, threads=1)
+    assert not old.cond.flat_skin
+    assert np.array_equal(old.conditioning(crops, points),
+                          conditioning_batch(crops, moved, COND.model_copy(update={"flat_skin": False}), threads=1))
     config["painter"]["anime_mean_shape"] = [[0, 0]]
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(UserError, match="anime_mean_shape is not 40 finite"):

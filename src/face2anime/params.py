@@ -435,6 +435,7 @@ class ConditioningParams(_Section):
     fill_dilate: Annotated[int, Field(ge=0)]
     fill_radius: PosFloat
     line_width: Count
+    flat_skin: Bool
 
 
 class SpadeGeneratorParams(_Section):

@@ -40,7 +40,10 @@ class Painter:
         if record is not None:
             if not isinstance(record, dict) or not {"conditioning", "shape_move", "anime_mean_shape"} <= set(record):
                 raise UserError(f"{source}: its \"painter\" record lacks conditioning/shape_move/anime_mean_shape: {REDO}")
-            self.cond = validate(ConditioningParams, record["conditioning"], source, "painter.conditioning")
+            recorded = record["conditioning"]
+            if isinstance(recorded, dict) and "flat_skin" not in recorded:
+                recorded = {**recorded, "flat_skin": False}   # painters trained before the flat face existed
+            self.cond = validate(ConditioningParams, recorded, source, "painter.conditioning")
             self.shape_move = float(record["shape_move"])
             self.mean_shape = np.asarray(record["anime_mean_shape"], np.float64)
             if self.mean_shape.shape != (40, 2) or not np.isfinite(self.mean_shape).all():

@@ -80,6 +80,35 @@ def part_mask(points40: np.ndarray, size: int, dilate: int) -> np.ndarray:
     return mask > 0
 
 
+def face_polygon(points40: np.ndarray) -> np.ndarray:
+    """(23, 2): the contour (left temple, chin, right temple) closed over the brows (right outer to left outer)."""
+    p = np.asarray(points40, np.float64)
+    return np.concatenate([p[list(FACE40_CONTOUR)], p[list(FACE40_BROWS)][::-1]])
+
+
+def polygon_mask(polygon: np.ndarray, size: int) -> np.ndarray:
+    """(size, size) uint8 in {0, 1}: the filled polygon."""
+    m = np.zeros((size, size), np.uint8)
+    cv2.fillPoly(m, [fixed_point(polygon)], 1, cv2.LINE_8, DRAW_SHIFT)
+    return m
+
+
+def flatten_face(rgb: np.ndarray, points40: np.ndarray, parts: np.ndarray) -> np.ndarray:
+    """`rgb` with the face (`face_polygon`) set to the median colour of its skin (the face less `parts`).
+
+    A photo's rough keeps shading, beards, wrinkles and glasses as dark regions inside the face, which an anime
+    rough (cel-shaded, nearly flat skin) never has; flat in both domains, the painter learns to paint the face's
+    own anime shading from the outline and the parts alone, and a photo brings only its skin colour.
+    """
+    face = polygon_mask(face_polygon(points40), rgb.shape[0]) > 0
+    skin = face & ~parts
+    if not skin.any():
+        return rgb
+    out = rgb.copy()
+    out[face] = np.round(np.median(rgb[skin], axis=0)).astype(np.uint8)
+    return out
+
+
 def fill_parts(rgb: np.ndarray, mask: np.ndarray, radius: float) -> np.ndarray:
     """`rgb` with the masked pixels filled from their surroundings (Telea inpainting), uint8 RGB."""
     return cv2.inpaint(np.ascontiguousarray(rgb), mask.astype(np.uint8) * np.uint8(255), radius, cv2.INPAINT_TELEA)
@@ -131,8 +160,8 @@ def scale_points(points: np.ndarray, width: int, height: int, size: int) -> np.n
 
 
 def conditioning(rgb: np.ndarray, points40: np.ndarray, c: ConditioningParams, margin: float = 0.0) -> np.ndarray:
-    """(8, S, S) float32 in [-1, 1] (`CHANNELS`): the part-filled rough of `rgb` resized to S = c.size, and the
-    landmark channels of the points scaled from the image's size to S. UserError if the points are unusable
+    """(8, S, S) float32 in [-1, 1] (`CHANNELS`): the part-filled rough of `rgb` resized to S = c.size (its face
+    flattened to the skin colour with `c.flat_skin`), and the landmark channels of the points scaled from the image's size to S. UserError if the points are unusable
     (`points_problem` with `margin`)."""
     h, w = rgb.shape[:2]
     problem = points_problem(points40, w, h, margin)
@@ -143,7 +172,10 @@ def conditioning(rgb: np.ndarray, points40: np.ndarray, c: ConditioningParams, m
         shrink = s < min(h, w)
         rgb = cv2.resize(rgb, (s, s), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
     pts = scale_points(points40, w, h, s)
-    filled = fill_parts(rough(rgb, c.rough), part_mask(pts, s, c.fill_dilate), c.fill_radius)
+    parts = part_mask(pts, s, c.fill_dilate)
+    filled = fill_parts(rough(rgb, c.rough), parts, c.fill_radius)
+    if c.flat_skin:
+        filled = flatten_face(filled, pts, parts)
     colour = filled.transpose(2, 0, 1).astype(np.float32) / 127.5 - 1.0
     marks = landmark_channels(pts, s, c.line_width) * 2.0 - 1.0
     return np.concatenate([colour, marks])

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from face2anime.landmarks.schema import FACE40_BROWS, FACE40_CONTOUR, inter_ocular
-from face2anime.paint.conditioning import DRAW_SHIFT, fixed_point, part_mask
+from face2anime.paint.conditioning import face_polygon, part_mask, polygon_mask
 
 # The hair cap in face units (width = contour end to end, height = brow centre to chin): half-ellipse above
 # the brow line, as wide as the face plus a side band, down the sides to about the eyes' lower lids.
@@ -22,18 +22,6 @@ CAP_TOP = 0.45            # x face height above the brow line
 CAP_SIDE_DEPTH = 0.35     # x face height below the brow line
 PART_MARGIN = 0.12        # x inter-ocular distance: the eye/brow/mouth regions grow by this before leaving skin
 GAP = 0.05                # x inter-ocular distance: a gap between face and hair (the drawn outline, soft edges)
-
-
-def face_polygon(points40: np.ndarray) -> np.ndarray:
-    """(23, 2): the contour (left temple, chin, right temple) closed over the brows (right outer to left outer)."""
-    p = np.asarray(points40, np.float64)
-    return np.concatenate([p[list(FACE40_CONTOUR)], p[list(FACE40_BROWS)][::-1]])
-
-
-def _poly_mask(polygon: np.ndarray, size: int) -> np.ndarray:
-    m = np.zeros((size, size), np.uint8)
-    cv2.fillPoly(m, [fixed_point(polygon)], 1, cv2.LINE_8, DRAW_SHIFT)
-    return m
 
 
 def _grow(mask: np.ndarray, px: float) -> np.ndarray:
@@ -64,18 +52,18 @@ def hair_cap(points40: np.ndarray, scale: float = 1.0, side_depth: float | None 
 def skin_mask(points40: np.ndarray, size: int) -> np.ndarray:
     """(size, size) bool: inside the face outline, minus the eyes, brows and mouth grown by a margin."""
     margin = PART_MARGIN * float(inter_ocular(np.asarray(points40, np.float64)))
-    face = _poly_mask(face_polygon(points40), size) > 0
+    face = polygon_mask(face_polygon(points40), size) > 0
     return face & ~part_mask(points40, size, int(round(margin)))
 
 
 def hair_mask(points40: np.ndarray, size: int) -> np.ndarray:
     """(size, size) bool: the cap above the brows and beside the upper face, outside the (slightly grown) face."""
     gap = GAP * float(inter_ocular(np.asarray(points40, np.float64)))
-    face = _grow(_poly_mask(face_polygon(points40), size), max(1.0, gap))
-    return (_poly_mask(hair_cap(points40), size) > 0) & ~(face > 0)
+    face = _grow(polygon_mask(face_polygon(points40), size), max(1.0, gap))
+    return (polygon_mask(hair_cap(points40), size) > 0) & ~(face > 0)
 
 
 def background_mask(points40: np.ndarray, size: int) -> np.ndarray:
     """(size, size) bool: well away from the head (outside a cap grown by half, and below it outside the face)."""
-    head = _poly_mask(hair_cap(points40, 1.5), size) | _grow(_poly_mask(face_polygon(points40), size), 2)
+    head = polygon_mask(hair_cap(points40, 1.5), size) | _grow(polygon_mask(face_polygon(points40), size), 2)
     return head == 0
