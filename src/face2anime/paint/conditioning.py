@@ -161,8 +161,8 @@ def scale_points(points: np.ndarray, width: int, height: int, size: int) -> np.n
 
 def conditioning(rgb: np.ndarray, points40: np.ndarray, c: ConditioningParams, margin: float = 0.0) -> np.ndarray:
     """(8, S, S) float32 in [-1, 1] (`CHANNELS`): the part-filled rough of `rgb` resized to S = c.size (its face
-    flattened to the skin colour with `c.flat_skin`), and the landmark channels of the points scaled from the image's size to S. UserError if the points are unusable
-    (`points_problem` with `margin`)."""
+    flattened to the skin colour with `c.flat_skin`), and the landmark channels of the points scaled from the
+    image's size to S. UserError if the points are unusable (`points_problem` with `margin`)."""
     h, w = rgb.shape[:2]
     problem = points_problem(points40, w, h, margin)
     if problem:

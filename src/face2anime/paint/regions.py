@@ -12,7 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from face2anime.landmarks.schema import FACE40_BROWS, FACE40_CONTOUR, inter_ocular
+from face2anime.landmarks.schema import FACE40_BROWS, inter_ocular
 from face2anime.paint.conditioning import face_polygon, part_mask, polygon_mask
 
 # The hair cap in face units (width = contour end to end, height = brow centre to chin): half-ellipse above
