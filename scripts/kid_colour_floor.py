@@ -14,12 +14,14 @@ Run in a workspace whose `eval_gan_reference` and `prepare_spade` outputs are cu
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
+from face2anime.errors import UserError
 from face2anime.gan.backbone import load_backbone
 from face2anime.io import read_arrays
 from face2anime.metrics import gan
@@ -50,7 +52,16 @@ def recolour_face(rgb: np.ndarray, points40: np.ndarray, skin_lab: np.ndarray) -
     return cv2.cvtColor(np.round(lab).clip(0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
 
 
-def main() -> None:
+def main() -> int:
+    try:
+        measure()
+    except UserError as err:
+        print(f"kid_colour_floor: error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def measure() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=0, help="pairing of anime crops with photos")
     parser.add_argument("--picture", type=Path, help="write the first 48 recoloured crops here (PNG)")
@@ -84,4 +95,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
