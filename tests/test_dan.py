@@ -11,9 +11,10 @@ from face2anime.dan.data import AnimeData, Augment, FaceSet, make_batch, trainin
 from face2anime.dan.inference import FrozenDAN
 from face2anime.dan.model import DAN, DANConfig
 from face2anime.dan.model_dir import load_dan, save_dan
-from face2anime.dan.train import TrainSettings, cosine_lr, train_dan
+from face2anime.dan.train import NOT_RECIPE, TrainSettings, cosine_lr, train_dan
 from face2anime.landmarks import schema
 from face2anime.params import DanParams
+from face2anime.training import recipe
 
 torch.set_num_threads(2)
 
@@ -184,7 +185,7 @@ def _settings(**kw) -> tuple[TrainSettings, DanParams]:
     """A small `dan` section (as params.yaml would give it) and the settings the trainer derives from it."""
     p = {"width": 0.0625, "dropout": 0.5, "n_stages": 2, "batch_size": 8, "lr": [1e-3, 1e-3], "weight_decay": 0.0,
          "schedule": "plateau", "max_epochs": [2, 1], "lr_final": 0.01, "patience": [5, 5], "min_delta": 0.0,
-         "passes": 1, "seed": 3, "stage_init": "previous", "mirror_average": False,
+         "passes": 1, "val_every": 1, "seed": 3, "stage_init": "previous", "mirror_average": False,
          "lr_patience": 1, "lr_factor": 0.5,
          "augment": {"mirror": True, "rotate_deg": 5.0, "scale": 0.05, "translate_px": 2.0,
                      "brightness": 0.1, "contrast": 0.2}}
@@ -261,6 +262,25 @@ def test_cosine_schedule_anneals_to_lr_final_and_runs_every_epoch(tmp_path):
                                                                                         (2, 1), (2, 2)]]
     assert result.best_val[1] == result.history[2]["val_nme"]   # stage 1 keeps its last weights
     assert result.best_val[2] <= result.best_val[1] + 1e-6
+
+
+def test_validating_every_few_epochs_trains_the_same_weights(tmp_path):
+    """Cosine: `val_every` only thins the validation curve. Weights, the kept stage scores and the record are those
+    of validating every epoch; the last epoch of every stage is always validated."""
+    data = AnimeData(splits={"train": synthetic_faces(12, 0), "val": synthetic_faces(4, 1),
+                             "test": synthetic_faces(2, 2)}, skipped={}, digest="synthetic-v1")
+    _, every = _settings(schedule="cosine", max_epochs=[3, 2], dropout=0.2)
+    _, sparse = _settings(schedule="cosine", max_epochs=[3, 2], dropout=0.2, val_every=2)
+    a = train_dan(data, every, tmp_path / "a", torch.device("cpu"))
+    b = train_dan(data, sparse, tmp_path / "b", torch.device("cpu"), live_dir=tmp_path / "live")
+    for k, v in a.model.state_dict().items():
+        assert torch.equal(v, b.model.state_dict()[k]), k
+    assert a.best_val == b.best_val
+    assert [(r["stage"], r["epoch"]) for r in b.history if "val_nme" in r] == [(1, 2), (1, 3), (2, 2)]
+    assert [r["train_nme"] for r in a.history] == [r["train_nme"] for r in b.history]
+    tsv = (tmp_path / "live" / "plots" / "metrics" / "val_nme.tsv").read_text().splitlines()
+    assert [line.split("\t")[0] for line in tsv[1:]] == ["1", "2", "4"]   # dvclive steps of the validated epochs
+    assert recipe(every, where=NOT_RECIPE) == recipe(sparse, where=NOT_RECIPE)   # models/dan records the same recipe
 
 
 def test_stage_two_starts_from_stage_one_and_as_the_identity(tiny_dan):

@@ -100,6 +100,7 @@ class MakeDemoParams(_Section):
     supersample: Count
     frame_margin_px: NonNegFloat
     preview_frames: Count
+    workers: Annotated[int, Field(ge=1, le=64)]   # rendering processes; the frames are the same bytes for any count
 
     @model_validator(mode="after")
     def _ranges(self) -> MakeDemoParams:
@@ -236,6 +237,7 @@ class DanParams(_Section):
     lr_patience: Count
     lr_factor: Annotated[float, Field(gt=0, lt=1)]
     passes: Count
+    val_every: Count
     augment: DanAugmentParams
     mirror_average: Bool
 

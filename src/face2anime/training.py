@@ -157,7 +157,8 @@ class Checkpoint:
 class Curves:
     """dvclive curves of one run. `replay` rows are logged first (a fresh run's earlier phase, or the
     checkpoint's history): the files then equal an uninterrupted run's. `keys`: the columns to log (None =
-    every float of a row); a row's "step" (when present) sets dvclive's step."""
+    every float of a row; a key the row lacks is a gap in its curve); a row's "step" (when present) sets dvclive's
+    step."""
 
     def __init__(self, live_dir: Path | str | None, replay: list[dict] = (), resume: bool = False,
                  keys: tuple[str, ...] | None = None):
@@ -176,7 +177,7 @@ class Curves:
         if "step" in row:
             self.live.step = int(row["step"])
         keys = self.keys if self.keys is not None else [k for k, v in row.items() if isinstance(v, float)]
-        for key in keys:
+        for key in (k for k in keys if k in row):
             self.live.log_metric(key, row[key])
         self.live.next_step()
 

@@ -37,6 +37,9 @@ from face2anime.landmarks import schema
 from face2anime.params import DanParams
 from face2anime.training import Checkpoint, Curves, recipe, run_fingerprint
 
+# Keys that do not change the trained weights: where it runs, and how often validation watches a cosine run.
+# They stay out of the run's fingerprint and of models/dan's record, so changing them re-trains nothing downstream.
+NOT_RECIPE = ("device", "threads", "val_every")
 WEIGHTS = ("model", "best_model")  # the checkpoint's weight sets: the weights being trained, the stage's kept ones
 CURVES = ("stage", "train_nme", "val_nme", "best_val_nme", "lr")  # the dvclive columns of a history row
 
@@ -57,6 +60,7 @@ class TrainSettings:
     lr_patience: int              # plateau: epochs without improvement before the rate is multiplied by lr_factor
     lr_factor: float
     passes: int                   # augmented passes over the training set per epoch
+    val_every: int                # cosine: validate every val_every epochs and at a stage's last (plateau: every one)
     augment: Augment
     seed: int
     stage_init: str               # later stages start from: previous (the trained stage before) | random
@@ -69,7 +73,7 @@ class TrainSettings:
         return cls(width=p.width, dropout=p.dropout, n_stages=n, batch_size=p.batch_size, lr=tuple(p.lr[:n]),
                    weight_decay=p.weight_decay, schedule=p.schedule, max_epochs=tuple(p.max_epochs[:n]),
                    lr_final=p.lr_final, patience=tuple(p.patience[:n]), min_delta=p.min_delta,
-                   lr_patience=p.lr_patience, lr_factor=p.lr_factor, passes=p.passes, augment=p.augment,
+                   lr_patience=p.lr_patience, lr_factor=p.lr_factor, passes=p.passes, val_every=p.val_every, augment=p.augment,
                    seed=p.seed, stage_init=p.stage_init, mirror_average=p.mirror_average)
 
 
@@ -213,7 +217,7 @@ def train_dan(data: AnimeData, params: DanParams, checkpoint_dir: Path | str, de
     if len(train) < 2:
         raise UserError(f"the train split has {len(train)} face(s); the DAN needs at least 2")
     ckpt = Checkpoint(checkpoint_dir)
-    fp = run_fingerprint(recipe(params), data.digest)
+    fp = run_fingerprint(recipe(params, where=NOT_RECIPE), data.digest)
     run, resumed_from = _start(train, s, ckpt, fp, device)
     curves = Curves(live_dir, replay=run.history, resume=False, keys=CURVES)
     epochs_run = 0
@@ -275,23 +279,33 @@ def _next_stage(run: _DanRun, s: TrainSettings, val: FaceSet, device: torch.devi
     return True
 
 
+def _validates(s: TrainSettings, stage: int, epoch: int) -> bool:
+    """Whether epoch `epoch` (1-based) of `stage` is validated. Cosine decides nothing on the score before a
+    stage's last epoch, so the epochs between two validations train exactly as with `val_every` 1."""
+    return s.schedule == "plateau" or epoch % s.val_every == 0 or epoch >= s.max_epochs[stage - 1]
+
+
 def _run_epoch(run: _DanRun, s: TrainSettings, train: FaceSet, val: FaceSet, device: torch.device) -> dict:
-    """One epoch of the current stage: train, validate, judge; returns its history row."""
+    """One epoch of the current stage: train, validate (when due), judge; returns its history row (an epoch that
+    was not validated has no val_nme / best_val_nme: a gap in those curves)."""
     p, opt = run.progress, run.opt
     desc = f"stage {p.stage} epoch {p.epoch + 1}/{s.max_epochs[p.stage - 1]}"
     if s.schedule == "cosine":
         for group in opt.param_groups:
             group["lr"] = cosine_lr(s, p.stage, p.epoch)
     train_loss = _train_epoch(run.model, opt, train, s, p.stage, run.gen, device, desc)
-    val_nme = validation_nme(run.model, val, device, p.stage)
     p.epoch += 1
-    _judge(run, s, val_nme)
-    return {"step": len(run.history), "stage": p.stage, "epoch": p.epoch, "train_nme": train_loss,
-            "val_nme": val_nme, "best_val_nme": p.best, "lr": opt.param_groups[0]["lr"]}
+    row = {"step": len(run.history), "stage": p.stage, "epoch": p.epoch, "train_nme": train_loss}
+    if _validates(s, p.stage, p.epoch):
+        val_nme = validation_nme(run.model, val, device, p.stage)
+        _judge(run, s, val_nme)
+        row.update(val_nme=val_nme, best_val_nme=p.best)
+    return {**row, "lr": opt.param_groups[0]["lr"]}
 
 
 def _judge(run: _DanRun, s: TrainSettings, val_nme: float) -> None:
-    """Keep the weights the schedule keeps, cut a plateau's rate, and decide whether the stage is over."""
+    """Keep the weights the schedule keeps, cut a plateau's rate, and decide whether the stage is over (after a
+    validated epoch; a cosine stage's last epoch always is)."""
     p = run.progress
     last_epoch = p.epoch >= s.max_epochs[p.stage - 1]
     if s.schedule == "cosine":
@@ -314,8 +328,9 @@ def _record(run: _DanRun, row: dict, ckpt: Checkpoint, fp: str, curves: Curves) 
     p = run.progress
     run.history.append(row)
     curves.log(row)
-    tqdm.write(f"dan stage {p.stage} epoch {p.epoch}: train NME {row['train_nme']:.4f}  "
-               f"val NME {row['val_nme']:.4f}  best {p.best:.4f}{'  (stop)' if p.stopped else ''}")
+    val = f"  val NME {row['val_nme']:.4f}  best {p.best:.4f}" if "val_nme" in row else ""
+    tqdm.write(f"dan stage {p.stage} epoch {p.epoch}: train NME {row['train_nme']:.4f}{val}"
+               f"{'  (stop)' if p.stopped else ''}")
     ckpt.save(len(run.history), fp, run.history, weights={"model": run.model, "best_model": run.best_state},
               optim={"optimizer": run.opt.state_dict(), "rng": _rng_state(run.gen)}, progress=run.progress.to_json())
 
@@ -328,4 +343,4 @@ def save_trained_dan(model_dir: Path | str, result: TrainResult, params: DanPara
     epochs = {str(k): max([r["epoch"] for r in result.history if r["stage"] == k] or [0]) for k in range(1, n + 1)}
     save_dan(model_dir, result.model, stages_trained=n,
              val_nme_by_stage={str(k): v for k, v in result.best_val.items()}, epochs_by_stage=epochs,
-             params=recipe(params), skipped=skipped or {})
+             params=recipe(params, where=NOT_RECIPE), skipped=skipped or {})

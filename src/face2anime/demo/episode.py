@@ -8,8 +8,11 @@ face, so every ground-truth point is on screen and a hidden point is hidden by t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing import get_context
 
 import cv2
 import numpy as np
@@ -305,6 +308,33 @@ def render_shot(shot: Shot, cfg: MakeDemoParams) -> Iterator[np.ndarray]:
         yield downscale(canvas, ss)
 
 
+def _render_frames(shot: Shot, cfg: MakeDemoParams) -> np.ndarray:
+    """A worker's job: every frame of one staged shot, stacked (n, H, W, 3), drawn with one OpenCV thread."""
+    cv2.setNumThreads(1)
+    return np.stack(list(render_shot(shot, cfg)))
+
+
+def _rendered_shots(cfg: MakeDemoParams) -> Iterator[tuple[Shot, Iterable[np.ndarray]]]:
+    """(shot, its frames) in episode order. With `cfg.workers` > 1 this process plans and stages the shots
+    while worker processes draw them, a few shots ahead; a frame is always drawn by one single-threaded
+    process, so the bytes do not depend on the worker count."""
+    if cfg.workers <= 1:
+        for shot in iter_shots(cfg):
+            yield shot, render_shot(shot, cfg)
+        return
+    ahead = 2 * cfg.workers  # shots in flight: bounds memory to a few shots' frames
+    with ProcessPoolExecutor(cfg.workers, mp_context=get_context("spawn")) as pool:
+        pending: deque[tuple[Shot, Future]] = deque()
+        for shot in iter_shots(cfg):
+            pending.append((shot, pool.submit(_render_frames, shot, cfg)))
+            if len(pending) >= ahead:
+                done, job = pending.popleft()
+                yield done, job.result()
+        while pending:
+            done, job = pending.popleft()
+            yield done, job.result()
+
+
 def render_episode(cfg: MakeDemoParams, sink: Callable[[Shot, int, np.ndarray], None], video: str = "episode.mp4",
                    progress: bool = True) -> tuple[list[Shot], pd.DataFrame]:
     """Plan and render every frame, handing each to `sink(shot, k_in_shot, rgb)` in order.
@@ -317,8 +347,8 @@ def render_episode(cfg: MakeDemoParams, sink: Callable[[Shot, int, np.ndarray], 
     tables: list[pd.DataFrame] = []
     bar = tqdm(total=cfg.n_frames, desc="make_demo", unit="frame", disable=not progress)
     try:
-        for shot in iter_shots(cfg):
-            for k, frame in enumerate(render_shot(shot, cfg)):
+        for shot, frames in _rendered_shots(cfg):
+            for k, frame in enumerate(frames):
                 sink(shot, k, frame)
                 bar.update(1)
             if shot.actors:

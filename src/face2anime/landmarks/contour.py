@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-from scipy.interpolate import CubicSpline
 
 from face2anime.landmarks.schema import FACE40_CONTOUR_ANCHORS
 from face2anime.params import ContourSearchParams as ContourParams  # the `expand_contour.search` section
@@ -300,7 +299,8 @@ def provisional_contour(points: np.ndarray, known: np.ndarray, prior: np.ndarray
         res = points[idx] - base[idx]
         out = base + np.stack([np.interp(allidx, idx, res[:, 0]), np.interp(allidx, idx, res[:, 1])], axis=1)
     else:
-        spline = CubicSpline(idx, points[idx], axis=0)
+        from scipy.interpolate import CubicSpline  # here: scipy.interpolate costs 0.5 s at import, and the
+        spline = CubicSpline(idx, points[idx], axis=0)  # painter's stages import this module for similarity_fit
         out = spline(allidx)
     out[idx] = points[idx]
     return out
@@ -308,6 +308,8 @@ def provisional_contour(points: np.ndarray, known: np.ndarray, prior: np.ndarray
 
 def curve_y_at(curve17: np.ndarray, ia: int, ib: int, x: float) -> float | None:
     """y where the smooth curve through the 17 points crosses the vertical line x between indices ia and ib."""
+    from scipy.interpolate import CubicSpline
+
     spline = CubicSpline(np.arange(N_CONTOUR), curve17, axis=0)
     u = np.linspace(ia, ib, 64 * (ib - ia) + 1)
     xy = spline(u)
