@@ -293,7 +293,7 @@ def test_a_corrupt_or_foreign_dan_checkpoint_is_named_with_what_to_do(tmp_path):
     params = DanParams.model_validate({
         "device": "cpu", "threads": 0, "width": 0.0625, "dropout": 0.0, "n_stages": 2, "batch_size": 2,
         "lr": [1e-3, 1e-3], "weight_decay": 0.0, "schedule": "plateau", "max_epochs": [1, 1], "lr_final": 0.01,
-        "patience": [5, 5], "min_delta": 0.0, "passes": 1, "seed": 0, "stage_init": "previous", "mirror_average": True,
+        "patience": [5, 5], "min_delta": 0.0, "passes": 1, "val_every": 1, "seed": 0, "stage_init": "previous", "mirror_average": True,
         "lr_patience": 1, "lr_factor": 0.5,
         "augment": {"mirror": False, "rotate_deg": 0.0, "scale": 0.0, "translate_px": 0.0, "brightness": 0.0,
                     "contrast": 0.0}})
