@@ -5,12 +5,12 @@ Three parts, each timed against its own baseline in the same process (this machi
 1. **DVC's YAML.** DVC reads dvc.lock (and params.yaml) several times around every stage it runs. Parsing the
    committed dvc.lock with ruamel.yaml's pure-Python loader vs its C loader (`ruamel.yaml.clib`, a project
    dependency); the round-trip loader DVC uses to rewrite the lock is pure Python either way.
-2. **make_demo's renderer.** A short episode rendered in this process (`make_demo.workers: 1`) vs by worker
-   processes (`workers` from params.yaml), with the frames checked to be the same bytes.
+2. **make_demo's renderer.** The stage run on an episode of `--seconds` with `make_demo.workers: 1` (everything in
+   its own process) vs with params.yaml's `workers` rendering processes; the two videos must be the same bytes.
 3. **The DAN's validation.** One validation pass against one training epoch of each stage, on the demo crops
    (synthetic faces when they are absent), and what `dan.val_every` saves over params.yaml's schedule.
 
-    .venv/bin/python benchmarks/bench_demo_time.py [--seconds 12] [--repeats 2] [--smoke]
+    .venv/bin/python benchmarks/bench_demo_time.py [--seconds 120] [--repeats 2] [--smoke]
 
 `--smoke` (run by tests/test_benchmarks.py): a slice of dvc.lock, a 1 s episode at 160x96, 8 faces and one repeat;
 its numbers mean nothing.
@@ -19,11 +19,16 @@ its numbers mean nothing.
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 from face2anime.settings import load_settings
 
@@ -60,22 +65,26 @@ def yaml_part(smoke: bool, repeats: int) -> None:
 
 
 def render_part(seconds: float, smoke: bool, workers: int) -> None:
-    from face2anime.demo.episode import render_episode
-
-    cfg = load_settings("make_demo", ROOT / "params.yaml")
-    update = {"duration_s": seconds}
+    """The make_demo stage as `dvc repro` runs it (its own process, in a scratch folder), once with 1 and once with
+    `workers` rendering processes; the two episodes are compared byte for byte."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    demo = {**params["make_demo"], "duration_s": seconds}
     if smoke:
-        update.update(duration_s=1.0, width=160, height=96, face_height_px=(30.0, 60.0), shot_len_s=(0.4, 0.6))
+        demo.update(duration_s=1.0, width=160, height=96, face_height_px=[30.0, 60.0], shot_len_s=[0.4, 0.6])
     runs = {}
-    for n in (1, workers):
-        frames: list[np.ndarray] = []
-        c = cfg.model_copy(update={**update, "workers": n})
-        t = time.perf_counter()
-        render_episode(c, lambda s, k, f: frames.append(f), progress=False)
-        runs[n] = (time.perf_counter() - t, frames)
-    (t1, f1), (tn, fn) = runs[1], runs[workers]
-    same = len(f1) == len(fn) and all(np.array_equal(a, b) for a, b in zip(f1, fn, strict=True))
-    print(f"make_demo, {len(f1)} frames: 1 process {t1:.1f} s, {workers} workers {tn:.1f} s, same bytes: {same}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in (1, workers):
+            folder = Path(tmp) / f"w{n}"
+            folder.mkdir()
+            (folder / "params.yaml").write_text(yaml.safe_dump({**params, "make_demo": {**demo, "workers": n}}))
+            t = time.perf_counter()
+            subprocess.run([sys.executable, str(ROOT / "stages" / "make_demo.py")], cwd=folder, check=True,
+                           capture_output=True, env={**os.environ, "TQDM_DISABLE": "1"})
+            runs[n] = (time.perf_counter() - t, (folder / "data/demo/episode.mp4").read_bytes())
+    (t1, v1), (tn, vn) = runs[1], runs[workers]
+    frames = int(round(demo["duration_s"] * demo["fps"]))
+    print(f"make_demo stage, {frames} frames: 1 process {t1:.1f} s, {workers} workers {tn:.1f} s, "
+          f"same bytes: {v1 == vn}")
     print(f"speed-up of the worker processes: {t1 / tn:.2f}x")
 
 
@@ -116,7 +125,7 @@ def dan_part(smoke: bool, repeats: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=12.0, help="length of the rendered episode")
+    ap.add_argument("--seconds", type=float, default=120.0, help="length of the rendered episode (120 = the demo's)")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2, help="torch threads (the DAN part)")
     ap.add_argument("--smoke", action="store_true")

@@ -28,7 +28,7 @@ SUMMARY = {
                        rf"^portable / native bf16 GAN step: {NUM}x"],
     "bench_dan": [rf"^  ratio achieved / peak: {NUM}$"],
     "bench_demo_time": [rf"^speed-up of the C loader: {NUM}x$",
-                        rf"^make_demo, \d+ frames: .* same bytes: True\nspeed-up of the worker processes: {NUM}x$",
+                        rf"^make_demo stage, \d+ frames: .* same bytes: True\nspeed-up of the worker processes: {NUM}x$",
                         rf"^validation / training epoch, stage 2: {NUM}x$",
                         r"^DAN time saved by val_every \d+ over params.yaml's schedule: \d+ s$"],
     "bench_extract": [rf"^keep_scene_starts=False, .*\n(.*\n){{2}}  ratio +: {NUM} .*CPU-time ratio {NUM}$",
