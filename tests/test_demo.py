@@ -80,6 +80,22 @@ def test_worker_processes_give_the_same_frames_in_order():
     assert _csv_bytes(truth) == _csv_bytes(truth2)
 
 
+def test_a_dead_rendering_worker_is_one_line(monkeypatch):
+    """A worker killed mid-episode (the OOM killer) breaks the pool: the stage says so in one line, no traceback."""
+    import face2anime.demo.episode as episode
+    from concurrent.futures.process import BrokenProcessPool
+
+    class DeadPool:   # what ProcessPoolExecutor does once a worker has died: submit raises BrokenProcessPool
+        def __init__(self, *args, **kwargs): pass
+        def __enter__(self): return self
+        def __exit__(self, *exc): return False
+        def submit(self, *args): raise BrokenProcessPool("A child process terminated abruptly")
+
+    monkeypatch.setattr(episode, "ProcessPoolExecutor", DeadPool)
+    with pytest.raises(UserError, match="rendering worker process died .* make_demo.workers to 1 \\(now 2\\)"):
+        _render(11, workers=2)
+
+
 def test_different_seed_differs(clip):
     frames, truth = clip
     frames2, truth2 = _render(12)

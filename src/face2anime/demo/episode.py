@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 
@@ -24,6 +25,7 @@ from face2anime.demo.character import Character, sample_character
 from face2anime.demo.draw import Canvas, downscale, render
 from face2anime.demo.face import FaceFrame, FaceState, build_face
 from face2anime.demo.geometry import Pose, points_in_polygon
+from face2anime.errors import UserError
 from face2anime.landmarks.schema import HYSTS28, table_columns
 from face2anime.params import MakeDemoParams
 
@@ -323,16 +325,20 @@ def _rendered_shots(cfg: MakeDemoParams) -> Iterator[tuple[Shot, Iterable[np.nda
             yield shot, render_shot(shot, cfg)
         return
     ahead = 2 * cfg.workers  # shots in flight: bounds memory to a few shots' frames
-    with ProcessPoolExecutor(cfg.workers, mp_context=get_context("spawn")) as pool:
-        pending: deque[tuple[Shot, Future]] = deque()
-        for shot in iter_shots(cfg):
-            pending.append((shot, pool.submit(_render_frames, shot, cfg)))
-            if len(pending) >= ahead:
+    try:
+        with ProcessPoolExecutor(cfg.workers, mp_context=get_context("spawn")) as pool:
+            pending: deque[tuple[Shot, Future]] = deque()
+            for shot in iter_shots(cfg):
+                pending.append((shot, pool.submit(_render_frames, shot, cfg)))
+                if len(pending) >= ahead:
+                    done, job = pending.popleft()
+                    yield done, job.result()
+            while pending:
                 done, job = pending.popleft()
                 yield done, job.result()
-        while pending:
-            done, job = pending.popleft()
-            yield done, job.result()
+    except BrokenProcessPool:
+        raise UserError(f"a rendering worker process died (killed, or out of memory?): run again, or set "
+                        f"make_demo.workers to 1 (now {cfg.workers}); nothing was written") from None
 
 
 def render_episode(cfg: MakeDemoParams, sink: Callable[[Shot, int, np.ndarray], None], video: str = "episode.mp4",
